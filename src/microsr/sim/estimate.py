@@ -32,10 +32,15 @@ from microsr.sim.parameters import Orientation, SIMParameters
 #: Noise alone gives a maximum of about 20 over the ~10⁵ samples of a search.
 MIN_PEAK_CONTRAST = 30.0
 
-#: Per-frame phases that all lie within this of equal steps are replaced by the equal-step fit. A single
-#: frame's phase is biased by the specimen's own spectrum at 2k (~0.05 rad for filaments), while the
-#: equal-step fit of the separated band is not; larger deviations are real phase-shifter errors.
-PHASE_STEP_TOLERANCE_RAD = 0.25
+#: Phase-step models. "equal": one phase offset per orientation with steps of 2π/P, fitted on the
+#: separated +1 band, where the −1 band cancels exactly: unbiased and robust at low light. "free": a
+#: phase per frame, for phase shifters known to be off; a single frame's phase is biased by the
+#: specimen's own spectrum at 2k (measured: 0.05–0.3 rad on simulated filaments at 92 % of the
+#: cut-off, whatever the light), so it only pays where steps are off by more than that.
+PHASE_STEP_MODELS = ("equal", "free")
+
+#: Deviation from equal steps (of the per-frame estimate) above which the quality check warns.
+PHASE_STEP_WARNING_RAD = 0.5
 
 
 @dataclass(frozen=True)
@@ -209,8 +214,12 @@ def _coarse_wave_vectors(maps: np.ndarray, k_range: tuple[float, float], prior: 
 
 def _regress_amplitudes(modulated_spectra: np.ndarray, widefield_tapered: np.ndarray,
                         k_per_pixel: np.ndarray, otf: OTF, pixel_size_nm: float,
-                        noise_power: float | None) -> np.ndarray:
+                        noise_power: float | None, spectrum_noise_power: float | None = None,
+                        ) -> np.ndarray | tuple[np.ndarray, float]:
     """Complex amplitudes ``(m/2) e^{iφ}`` of spectra ``(N, Y, X)`` holding the +k band, ``(N,)``.
+
+    With ``spectrum_noise_power`` (the white noise power of the regressed spectra) also returns the
+    standard deviation of each amplitude.
 
     Gustafsson's regression of each spectrum onto the widefield spectrum shifted by ``k``, both
     weighted by the OTF at the other band's position so that they share one transfer function.
@@ -238,12 +247,17 @@ def _regress_amplitudes(modulated_spectra: np.ndarray, widefield_tapered: np.nda
         denominator -= noise_power * np.sum(otf_here[overlap] ** 2)
     denominator = max(denominator, 1e-12 * np.sum(np.abs(reference[overlap]) ** 2))
     weighted = modulated_spectra[:, overlap] * otf_shifted[overlap]
-    return (weighted @ np.conj(reference[overlap])) / denominator
+    amplitudes = (weighted @ np.conj(reference[overlap])) / denominator
+    if spectrum_noise_power is None:
+        return amplitudes
+    spread = math.sqrt(spectrum_noise_power * np.sum(otf_shifted[overlap] ** 2
+                                                     * np.abs(reference[overlap]) ** 2)) / denominator
+    return amplitudes, float(spread)
 
 
 def estimate_parameters(raw: np.ndarray, pixel_size_nm: float, otf: OTF, *,
                         background: float | str = "auto", prior: PatternPrior | None = None,
-                        ) -> SIMParameters:
+                        phase_steps: str = "equal", diagnostics: dict | None = None) -> SIMParameters:
     """Estimate the illumination of every orientation from raw SIM frames.
 
     Parameters
@@ -260,6 +274,12 @@ def estimate_parameters(raw: np.ndarray, pixel_size_nm: float, otf: OTF, *,
         smoothed widefield image.
     prior : PatternPrior, optional
         Calibrated angles / spacing to search around instead of the whole annulus.
+    phase_steps : {"equal", "free"}
+        Fit one phase offset with equal steps of 2π/P (robust; default), or a phase per frame (for
+        phase shifters known to be off by more than ~0.3 rad; see ``PHASE_STEP_MODELS``).
+    diagnostics : dict, optional
+        Filled with ``correlation_maps`` (``(A, 2Y, 2X)``, peak over background, centred) and
+        ``peaks_per_pixel`` (the wave vectors found) for a quality figure.
 
     Returns
     -------
@@ -273,6 +293,8 @@ def estimate_parameters(raw: np.ndarray, pixel_size_nm: float, otf: OTF, *,
     Gustafsson, J. Microsc. 198, 82 (2000); Wicker et al., Opt. Express 21, 2032 (2013);
     Müller et al., Nat. Commun. 7, 10980 (2016); Qiao et al., Nat. Biotechnol. 41, 367 (2023).
     """
+    if phase_steps not in PHASE_STEP_MODELS:
+        raise InputError(f"unknown phase-step model {phase_steps!r}: use one of {', '.join(PHASE_STEP_MODELS)}")
     frames, bg = prepare_frames(raw, background)
     angles, phases, ny, nx = frames.shape
     if phases < 3:
@@ -321,35 +343,64 @@ def estimate_parameters(raw: np.ndarray, pixel_size_nm: float, otf: OTF, *,
             k_vec = -k_vec
             angle = math.atan2(k_vec[0], k_vec[1]) % math.pi
         phases_rad, modulation, deviation = _phases_and_modulation(
-            spectra[a], tapered[a], widefield, k_vec, otf, pixel_size_nm, noise_power)
+            spectra[a], widefield, k_vec, otf, pixel_size_nm, noise_power, phase_steps)
         orientations.append(Orientation(angle, pixel_size_nm / float(np.hypot(*k_vec)),
                                         phases_rad, modulation))
         step_deviation.append(deviation)
         refined_contrast.append(contrasts[a])
 
+    if diagnostics is not None:
+        diagnostics["correlation_maps"] = maps
+        diagnostics["peaks_per_pixel"] = [np.array(o.wave_vector_per_pixel(pixel_size_nm))
+                                          for o in orientations]
+        diagnostics["cutoff_per_pixel"] = cutoff_per_pixel
     params = SIMParameters(orientations)
     params.quality = assess_quality(params, refined_contrast, bg, otf)
     params.quality["phase_step_deviation_rad"] = step_deviation
+    params.quality["phase_steps"] = phase_steps
+    worst = max(max(abs(d) for d in dev) for dev in step_deviation)
+    if phase_steps == "equal" and worst > PHASE_STEP_WARNING_RAD:
+        params.quality["warnings"].append(
+            f"per-frame phases deviate from equal steps by up to {worst:.2f} rad: if the phase shifter "
+            "is known to be inaccurate, estimate with --phase-steps free")
+        params.quality["reliable"] = False
     return params
 
 
-def _phases_and_modulation(spectra: np.ndarray, frames_tapered: np.ndarray, widefield: np.ndarray,
-                           k_vec: np.ndarray, otf: OTF, pixel_size_nm: float,
-                           noise_power: float | None) -> tuple[tuple[float, ...], float, list[float]]:
-    """Phase of each frame and modulation of one orientation; also each frame's deviation from equal steps."""
+def _circle_centre(points: np.ndarray) -> complex:
+    """Least-squares centre of a circle through complex ``points`` (exact for three)."""
+    design = np.stack([2 * points.real, 2 * points.imag, np.ones(points.size)], axis=1)
+    solution = np.linalg.lstsq(design, np.abs(points) ** 2, rcond=None)[0]
+    return complex(solution[0], solution[1])
+
+
+def _phases_and_modulation(spectra: np.ndarray, widefield: np.ndarray, k_vec: np.ndarray, otf: OTF,
+                           pixel_size_nm: float, noise_power: float | None, phase_steps: str,
+                           ) -> tuple[tuple[float, ...], float, list[float]]:
+    """Phase of each frame and modulation of one orientation; also each frame's deviation from equal steps.
+
+    Equal-step model: the +1 band separated with steps of 2π/P is regressed as a whole. Per-frame
+    model: each frame minus the orientation's mean is regressed, giving ``a_p − ā``; all frames share
+    one modulation, so the ``a_p`` lie on a circle around 0 and ``−ā`` is the centre of the circle
+    through the estimates.
+    """
     phases = spectra.shape[0]
-    own_widefield = np.fft.fft2(frames_tapered.mean(axis=0))
-    per_frame = _regress_amplitudes(spectra - own_widefield[None], widefield, k_vec, otf,
-                                    pixel_size_nm, noise_power)
+    steps = 2 * np.pi * np.arange(phases) / phases
+    best = None
+    for direction in (1, -1):
+        band_plus = np.tensordot(np.exp(-1j * direction * steps), spectra, axes=(0, 0))[None] / phases
+        common = _regress_amplitudes(band_plus, widefield, k_vec, otf, pixel_size_nm, noise_power)[0]
+        if best is None or abs(common) > abs(best[0]):
+            best = (common, direction)
+    common, direction = best
+    equal_steps = np.angle(common) + direction * steps
+
+    relative = _regress_amplitudes(spectra - spectra.mean(axis=0, keepdims=True), widefield, k_vec,
+                                   otf, pixel_size_nm, noise_power)
+    per_frame = relative - _circle_centre(relative)
     frame_phases = np.angle(per_frame)
-    steps = np.angle(np.exp(1j * np.diff(frame_phases)))
-    direction = 1 if np.mean(steps) >= 0 else -1
-    step_phasors = np.exp(-1j * direction * 2 * np.pi * np.arange(phases) / phases)
-    band_plus = np.tensordot(step_phasors, spectra, axes=(0, 0))[None] / phases
-    common = _regress_amplitudes(band_plus, widefield, k_vec, otf, pixel_size_nm, noise_power)[0]
-    equal_steps = np.angle(common) + direction * 2 * np.pi * np.arange(phases) / phases
     deviation = np.angle(np.exp(1j * (frame_phases - equal_steps)))
-    if np.max(np.abs(deviation)) < PHASE_STEP_TOLERANCE_RAD:
+    if phase_steps == "equal":
         chosen, modulation = equal_steps, 2 * abs(common)
     else:
         chosen, modulation = frame_phases, 2 * float(np.mean(np.abs(per_frame)))

@@ -1,0 +1,224 @@
+"""The ``microsr`` command line: thin wrappers that parse flags and call pipelines."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from microsr.errors import MicrosrError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Super-resolution microscopy that can be checked against the physics.")
+simulate_app = typer.Typer(no_args_is_help=True, help="Make synthetic data with known ground truth.")
+sim_app = typer.Typer(no_args_is_help=True, help="Structured illumination: estimate patterns, reconstruct.")
+app.add_typer(simulate_app, name="simulate")
+app.add_typer(sim_app, name="sim")
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Apodization(str, Enum):
+    otf = "otf"
+    cosine = "cosine"
+    none = "none"
+
+
+ANGLES = typer.Option(3, "--angles", min=1, help="Pattern orientations per time point.")
+PHASES = typer.Option(3, "--phases", min=3, help="Phase steps per orientation (3 or 5).")
+PIXEL = typer.Option(None, "--pixel-size-nm", help="Camera pixel size in the sample (nm); default: from the file.")
+NA = typer.Option(1.35, "--na", help="Numerical aperture of the objective.")
+WAVELENGTH = typer.Option(525.0, "--wavelength-nm", help="Emission wavelength (nm).")
+OTF_FILE = typer.Option(None, "--otf", help="Measured radial OTF (.mrc); overrides --na/--wavelength-nm.")
+BACKGROUND = typer.Option("auto", "--background",
+                          help="Camera offset to subtract (counts), or 'auto' (a low percentile).")
+OVERWRITE = typer.Option(False, "--overwrite", help="Replace outputs that exist.")
+
+
+@simulate_app.command("sim")
+def simulate_sim_command(
+    outdir: Path = typer.Argument(..., help="Folder for raw.tif, ground_truth.tif, widefield.tif, truth.json."),
+    size: int = typer.Option(256, "--size", min=32, help="Raw frame size (pixels, square)."),
+    pixel_size_nm: float = typer.Option(62.6, "--pixel-size-nm"),
+    na: float = NA,
+    wavelength_nm: float = WAVELENGTH,
+    angles: int = ANGLES,
+    phases: int = PHASES,
+    photons: float = typer.Option(30.0, "--photons", help="Peak photons per pixel of the widefield image."),
+    pattern_fraction: float = typer.Option(0.92, "--pattern-fraction",
+                                           help="Pattern frequency / OTF cut-off."),
+    modulation: float = typer.Option(0.8, "--modulation", min=0.0, max=1.0),
+    angle_deg: Optional[float] = typer.Option(None, "--angle-deg", help="Base angle; random if not given."),
+    phase_jitter_rad: float = typer.Option(0.0, "--phase-jitter-rad"),
+    time_points: int = typer.Option(1, "--time-points", min=1),
+    otf: Optional[Path] = OTF_FILE,
+    seed: int = typer.Option(0, "--seed"),
+    overwrite: bool = OVERWRITE,
+):
+    """Simulate a raw 2-D SIM acquisition (filaments and dots) with its ground truth."""
+    import math
+
+    from microsr.optics import load_otf_mrc
+    from microsr.pipelines.sim import write_simulation
+    from microsr.sim.simulate import simulate_sim
+
+    data = simulate_sim(shape=(size, size), pixel_size_nm=pixel_size_nm, na=na, wavelength_nm=wavelength_nm,
+                        pattern_fraction_of_cutoff=pattern_fraction, angles=angles, phases=phases,
+                        modulation=modulation, photons=photons, time_points=time_points,
+                        angle_rad=math.radians(angle_deg) if angle_deg is not None else None,
+                        phase_jitter_rad=phase_jitter_rad,
+                        otf=load_otf_mrc(otf) if otf else None, seed=seed)
+    written = write_simulation(data, outdir, overwrite)
+    typer.echo(f"wrote {len(written)} files to {outdir} (camera offset {data.camera.offset_adu:g}, "
+               f"background {data.camera.background_photons:g} photons)")
+
+
+@sim_app.command("estimate")
+def sim_estimate_command(
+    raw: Path = typer.Argument(..., help="Raw SIM frames (TIFF, OME-TIFF, MRC, Zarr)."),
+    json_out: Path = typer.Option(..., "--json", help="Where to write the parameters (JSON)."),
+    pixel_size_nm: Optional[float] = PIXEL,
+    na: float = NA,
+    wavelength_nm: float = WAVELENGTH,
+    otf: Optional[Path] = OTF_FILE,
+    background: str = BACKGROUND,
+    angles: int = ANGLES,
+    phases: int = PHASES,
+    average: int = typer.Option(1, "--average", min=0,
+                                help="Average the first N time points before estimating (0 = all)."),
+    prior_angles_deg: Optional[str] = typer.Option(None, "--prior-angles-deg",
+                                                   help="Calibrated angles, e.g. '10.5,70.4,130.6' or one base angle."),
+    prior_spacing_nm: Optional[float] = typer.Option(None, "--prior-spacing-nm", help="Calibrated pattern spacing."),
+    prior_window_deg: float = typer.Option(3.0, "--prior-window-deg", help="Angle search half-width around the prior."),
+    prior_window_percent: float = typer.Option(5.0, "--prior-window-percent",
+                                               help="Spacing search half-width around the prior (%)."),
+    figure: Optional[Path] = typer.Option(None, "--figure", help="Quality figure (PNG); default next to the JSON."),
+    overwrite: bool = OVERWRITE,
+):
+    """Estimate pattern angle, spacing, phases and modulation of each orientation."""
+    from microsr.io.atomic import check_writable
+    from microsr.pipelines.sim import Optics, estimate_from_stack, open_raw, parse_prior, resolve_background
+    from microsr.report import estimation_figure
+
+    figure = figure or json_out.with_suffix(".png")
+    check_writable(json_out, overwrite)
+    check_writable(figure, overwrite)
+    stack, pixel = open_raw(raw, angles, phases, pixel_size_nm)
+    otf_model = Optics(na, wavelength_nm, str(otf) if otf else None).otf(pixel)
+    prior = parse_prior(prior_angles_deg, prior_spacing_nm, prior_window_deg, prior_window_percent)
+    diagnostics: dict = {}
+    params = estimate_from_stack(stack, pixel, otf_model, background=resolve_background(stack, background),
+                                 average_time_points=average, prior=prior, diagnostics=diagnostics)
+    params.quality["pixel_size_nm"] = pixel
+    params.save(json_out)
+    estimation_figure(figure, diagnostics, params)
+    for a, o in enumerate(params.orientations):
+        typer.echo(f"orientation {a}: angle {o.to_dict()['angle_deg']:.3f}°, spacing {o.spacing_nm:.2f} nm, "
+                   f"modulation {o.modulation:.2f}, phases "
+                   + ", ".join(f"{p:.2f}" for p in o.phases_rad) + " rad")
+    for warning in params.quality["warnings"]:
+        typer.secho(f"warning: {warning}", fg="yellow", err=True)
+    typer.echo(f"wrote {json_out} and {figure}")
+
+
+@sim_app.command("reconstruct")
+def sim_reconstruct_command(
+    raw: Path = typer.Argument(..., help="Raw SIM frames (TIFF, OME-TIFF, MRC, Zarr)."),
+    output: Path = typer.Option(..., "-o", "--output", help="SR image or stack (.tif, .ome.tif, .zarr)."),
+    params_file: Optional[Path] = typer.Option(None, "--params", help="Parameters from 'sim estimate'; "
+                                                                        "estimated from the data if not given."),
+    pixel_size_nm: Optional[float] = PIXEL,
+    na: float = NA,
+    wavelength_nm: float = WAVELENGTH,
+    otf: Optional[Path] = OTF_FILE,
+    background: str = BACKGROUND,
+    angles: int = ANGLES,
+    phases: int = PHASES,
+    wiener: float = typer.Option(0.05, "--wiener", min=0.0, help="Wiener parameter w (larger: smoother)."),
+    apodization: Apodization = typer.Option(Apodization.otf, "--apodization"),
+    apodization_cutoff: float = typer.Option(1.0, "--apodization-cutoff", min=0.1),
+    average: int = typer.Option(1, "--average", min=0, help="Time points averaged for estimation (0 = all)."),
+    widefield: Optional[Path] = typer.Option(None, "--widefield", help="Also write the widefield image here."),
+    figure: Optional[Path] = typer.Option(None, "--figure", help="Write a widefield-vs-SIM figure (PNG)."),
+    device: Device = typer.Option(Device.auto, "--device"),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Frame sets per batch (memory bound)."),
+    overwrite: bool = OVERWRITE,
+):
+    """Wiener-reconstruct raw SIM frames onto a 2× grid (every time point of a stack)."""
+    from microsr.io import read_image
+    from microsr.io.atomic import check_writable
+    from microsr.pipelines.sim import (Optics, estimate_from_stack, open_raw, reconstruct_stack,
+                                       resolve_background)
+    from microsr.report import sim_result_figure
+    from microsr.sim.parameters import SIMParameters
+    from microsr.sim.reconstruct import ReconstructionSettings
+
+    check_writable(output, overwrite)
+    if figure:
+        check_writable(figure, overwrite)
+    stack, pixel = open_raw(raw, angles, phases, pixel_size_nm)
+    otf_model = Optics(na, wavelength_nm, str(otf) if otf else None).otf(pixel)
+    bg = resolve_background(stack, background)
+    if params_file:
+        params = SIMParameters.load(params_file)
+    else:
+        params = estimate_from_stack(stack, pixel, otf_model, background=bg, average_time_points=average)
+        for warning in params.quality["warnings"]:
+            typer.secho(f"warning: {warning}", fg="yellow", err=True)
+    settings = ReconstructionSettings(wiener_weight=wiener, apodization=apodization.value,
+                                      apodization_cutoff=apodization_cutoff, background=bg)
+    summary = reconstruct_stack(stack, params, pixel, otf_model, output, settings=settings,
+                                widefield_output=widefield, device=device.value, batch_size=batch_size,
+                                overwrite=overwrite, progress=sys.stderr.isatty())
+    if figure:
+        sr = read_image(output, lazy=True).array
+        first_sr = sr[0] if sr.ndim == 3 else sr
+        import numpy as np
+
+        first_wf = np.asarray(stack[0], dtype=np.float32).mean(axis=(0, 1)) - bg
+        sim_result_figure(figure, first_wf, np.asarray(first_sr), pixel,
+                          cutoff_per_um=otf_model.cutoff_per_um, title=str(raw.name))
+    typer.echo(json.dumps(summary))
+
+
+@app.command("demo")
+def demo_command(
+    outdir: Path = typer.Argument(Path("demo_out"), help="Folder for the demo's files."),
+    overwrite: bool = typer.Option(True, "--overwrite/--no-overwrite"),
+):
+    """Simulate low-light TIRF-SIM data, estimate its pattern, reconstruct, and draw a figure."""
+    from microsr.pipelines.demo import run_demo
+
+    for line in run_demo(outdir, overwrite=overwrite):
+        typer.echo(line)
+
+
+def main() -> None:
+    """Entry point: user errors print one line and exit 2; bugs keep their traceback."""
+    try:
+        app(standalone_mode=False)
+    except MicrosrError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(2)
+        raise
+
+
+if __name__ == "__main__":
+    main()

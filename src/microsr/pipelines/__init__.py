@@ -1,0 +1,1 @@
+"""Pipelines: stages assembled into the jobs a user runs (files in, files out)."""

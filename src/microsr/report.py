@@ -1,0 +1,108 @@
+"""Figures a person looks at: SIM results side by side, spectra, and the pattern-estimation evidence."""
+
+from __future__ import annotations
+
+import io as _bytes_io
+from pathlib import Path
+
+import numpy as np
+
+from microsr.io.atomic import atomic_write_bytes
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # figures are files; no screen on servers or in CI
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | Path, overwrite: bool = True) -> None:
+    buffer = _bytes_io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+    atomic_write_bytes(path, buffer.getvalue(), overwrite)
+
+
+def _display_range(image: np.ndarray) -> tuple[float, float]:
+    low, high = np.percentile(image, [0.5, 99.8])
+    return float(low), float(max(high, low + 1e-6))
+
+
+def _log_spectrum(image: np.ndarray) -> np.ndarray:
+    centred = image - image.mean()
+    return np.log10(np.abs(np.fft.fftshift(np.fft.fft2(centred))) + 1e-3)
+
+
+def sim_result_figure(path: str | Path, widefield: np.ndarray, sim_image: np.ndarray,
+                      pixel_size_nm: float, *, ground_truth: np.ndarray | None = None,
+                      cutoff_per_um: float | None = None, title: str = "",
+                      overwrite: bool = True) -> None:
+    """Widefield, SIM (and ground truth) at the same field of view, with their spectra below.
+
+    The spectra show what SIM is for: the SIM spectrum reaches past the widefield cut-off circle.
+    """
+    plt = _pyplot()
+    panels = [("widefield", widefield, pixel_size_nm), ("SIM (Wiener)", sim_image, pixel_size_nm / 2)]
+    if ground_truth is not None:
+        scale = widefield.shape[0] * pixel_size_nm / ground_truth.shape[0]
+        panels.append(("ground truth", ground_truth, scale))
+    fig, axes = plt.subplots(2, len(panels), figsize=(4.2 * len(panels), 8.4))
+    for column, (name, image, pixel) in enumerate(panels):
+        extent_um = [0, image.shape[1] * pixel / 1000, image.shape[0] * pixel / 1000, 0]
+        low, high = _display_range(image)
+        axes[0, column].imshow(image, cmap="gray", vmin=low, vmax=high, extent=extent_um)
+        axes[0, column].set_title(f"{name}  ({pixel:.1f} nm/px)")
+        axes[0, column].set_xlabel("µm")
+        nyquist = 1000 / (2 * pixel)
+        spectrum = _log_spectrum(image)
+        axes[1, column].imshow(spectrum, cmap="magma", extent=[-nyquist, nyquist, nyquist, -nyquist],
+                               vmin=np.percentile(spectrum, 50), vmax=spectrum.max())
+        axes[1, column].set_title(f"{name}: log |FFT|")
+        axes[1, column].set_xlabel("cycles/µm")
+        if cutoff_per_um:
+            for ax_limit in (cutoff_per_um,):
+                circle = plt.Circle((0, 0), ax_limit, fill=False, color="cyan", lw=0.8, ls="--")
+                axes[1, column].add_patch(circle)
+        limit = min(nyquist, 2.6 * cutoff_per_um) if cutoff_per_um else nyquist
+        axes[1, column].set_xlim(-limit, limit)
+        axes[1, column].set_ylim(limit, -limit)
+    if title:
+        fig.suptitle(title)
+    fig.text(0.5, 0.005, "dashed circle: widefield OTF cut-off 2NA/λ", ha="center", fontsize=8)
+    _save(fig, path, overwrite)
+
+
+def estimation_figure(path: str | Path, diagnostics: dict, params, *, overwrite: bool = True) -> None:
+    """Cross-correlation maps of each orientation (peak over background) with the found peaks marked."""
+    plt = _pyplot()
+    maps = diagnostics["correlation_maps"]
+    peaks = diagnostics["peaks_per_pixel"]
+    cutoff = diagnostics["cutoff_per_pixel"]
+    count = len(maps)
+    fig, axes = plt.subplots(1, count, figsize=(4.2 * count, 4.4))
+    axes = np.atleast_1d(axes)
+    for a, (ax, correlation, peak, orientation) in enumerate(zip(axes, maps, peaks, params.orientations)):
+        my, mx = correlation.shape
+        extent = [-0.5, 0.5, 0.5, -0.5]  # cycles/pixel
+        ax.imshow(np.log10(np.clip(correlation, 1e-3, None)), cmap="viridis", extent=extent,
+                  vmin=0, vmax=max(1.0, np.log10(correlation.max())))
+        for sign in (1, -1):
+            ax.plot(sign * peak[1], sign * peak[0], "o", mfc="none", mec="red", ms=14, mew=1.2)
+        ax.add_patch(plt.Circle((0, 0), cutoff, fill=False, color="white", lw=0.6, ls="--"))
+        contrast = params.quality.get("peak_contrast", [np.nan] * count)[a]
+        ax.set_title(f"orientation {a}: {np.degrees(orientation.angle_rad):.2f}°, "
+                     f"{orientation.spacing_nm:.1f} nm\npeak {contrast:.0f}× background, "
+                     f"m = {orientation.modulation:.2f}", fontsize=9)
+        limit = min(0.5, 1.4 * cutoff)
+        ax.set_xlim(-limit, limit)
+        ax.set_ylim(limit, -limit)
+        ax.set_xlabel("kx (cycles/pixel)")
+    axes[0].set_ylabel("ky (cycles/pixel)")
+    warnings = params.quality.get("warnings", [])
+    fig.suptitle("band cross-correlation (log, peak over background)" +
+                 ("\nWARNING: " + warnings[0] if warnings else ""), fontsize=10,
+                 color="red" if warnings else "black")
+    _save(fig, path, overwrite)
