@@ -149,7 +149,9 @@ def sim_reconstruct_command(
     widefield: Optional[Path] = typer.Option(None, "--widefield", help="Also write the widefield image here."),
     figure: Optional[Path] = typer.Option(None, "--figure", help="Write a widefield-vs-SIM figure (PNG)."),
     device: Device = typer.Option(Device.auto, "--device"),
-    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Frame sets per batch (memory bound)."),
+    batch_size: int = typer.Option(0, "--batch-size", min=0,
+                                   help="Frame sets per batch; 0 = auto (1 on CPU, where batching only "
+                                        "costs cache, 8 on a GPU)."),
     overwrite: bool = OVERWRITE,
 ):
     """Wiener-reconstruct raw SIM frames onto a 2× grid (every time point of a stack)."""

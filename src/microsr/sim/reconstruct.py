@@ -168,7 +168,8 @@ class WienerReconstructor:
 
         to = dict(device=self.device)
         self._zero_band = torch.as_tensor(zero_band, dtype=torch.float32, **to)
-        self._plus_band = torch.as_tensor(plus_band, dtype=torch.complex64, **to)
+        self._plus_band_real = torch.as_tensor(plus_band.real, dtype=torch.float32, **to)
+        self._plus_band_imag = torch.as_tensor(plus_band.imag, dtype=torch.float32, **to)
         self._zero_weight = torch.as_tensor(zero_weight, dtype=torch.float32, **to)
         self._plus_weights = torch.as_tensor(np.stack(plus_weights), dtype=torch.float32, **to)
         self._ramps = torch.as_tensor(np.stack(ramps), dtype=torch.complex64, **to)
@@ -215,7 +216,9 @@ class WienerReconstructor:
         zero_band = torch.einsum("ap,tapyx->tyx", self._zero_band, frames)
         zero_spectrum = torch.fft.fftshift(torch.fft.fft2(zero_band), dim=(-2, -1))
         spectrum[:, self._centre[0], self._centre[1]] += zero_spectrum * self._zero_weight
-        plus_band = torch.einsum("ap,tapyx->tayx", self._plus_band, frames.to(torch.complex64))
+        # Two real combinations instead of one complex one: no complex copy of all raw frames.
+        plus_band = torch.complex(torch.einsum("ap,tapyx->tayx", self._plus_band_real, frames),
+                                  torch.einsum("ap,tapyx->tayx", self._plus_band_imag, frames))
         plus_spectrum = torch.fft.fftshift(torch.fft.fft2(plus_band * self._ramps), dim=(-2, -1))
         plus_spectrum = plus_spectrum * self._plus_weights
         for a, (oy, ox) in enumerate(self._offsets):

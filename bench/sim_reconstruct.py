@@ -1,0 +1,151 @@
+"""Benchmark: SIM pattern estimation and Wiener reconstruction speed and memory; prints a table.
+
+Usage: python bench/sim_reconstruct.py [--repeats 7] [--stream-sets 2000] [--threads 2]
+Targets (issue 3): one reconstruction of 9 × 512² (parameters known) ≤ 50 ms median on 2 CPU cores;
+estimation of a 256² set ≤ 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from microsr.optics import ideal_otf
+from microsr.sim.estimate import estimate_parameters
+from microsr.sim.reconstruct import ReconstructionSettings, WienerReconstructor
+from microsr.sim.simulate import simulate_sim
+
+PIXEL_NM = 62.6
+BACKGROUND = 102.0
+
+
+class PeakRSS:
+    """Peak anonymous resident memory above the level at entry, sampled every 2 ms.
+
+    Anonymous memory is what the process allocated (NumPy, torch); pages of memory-mapped input
+    files are left out: the kernel drops them whenever it needs the room.
+    """
+
+    def __enter__(self):
+        self.base = self.peak = self._rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    @staticmethod
+    def _rss() -> int:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._rss())
+            time.sleep(0.002)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._rss())
+
+    @property
+    def mib(self) -> float:
+        return (self.peak - self.base) / 2**20
+
+
+def timed(function, repeats: int, device: torch.device):
+    function()  # warm-up: plans FFTs, allocates
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        function()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--stream-sets", type=int, default=2000, help="frame sets in the streaming row (0: skip)")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads (the target machine has 2 cores)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    otf = ideal_otf(1.35, 525.0, camera_pixel_nm=PIXEL_NM)
+    rows = []
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+
+    for size in (256, 512):
+        data = simulate_sim(shape=(size, size), photons=30, seed=1, time_points=8)
+        with PeakRSS() as memory:
+            seconds = timed(lambda: estimate_parameters(data.raw[0], PIXEL_NM, otf, background=BACKGROUND),
+                            max(3, args.repeats // 2), torch.device("cpu"))
+        rows.append(("estimate (1 set)", f"9×{size}²", "cpu", seconds, 1 / seconds, memory.mib))
+        for device in devices:
+            recon = WienerReconstructor(data.params, (size, size), PIXEL_NM, otf,
+                                        ReconstructionSettings(background=BACKGROUND), device)
+            for batch in (1, 8):
+                raw = torch.as_tensor(data.raw[:batch]).to(device)
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats()
+                with PeakRSS() as memory:
+                    seconds = timed(lambda: recon(raw), args.repeats, device)
+                peak = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else memory.mib)
+                rows.append((f"reconstruct (batch {batch})", f"9×{size}²", device.type, seconds,
+                             batch / seconds, peak))
+
+    if args.stream_sets:
+        rows.append(stream_row(args.stream_sets, otf))
+
+    header = ("what", "size", "device", "median time", "throughput", "peak memory")
+    print(f"\nSIM benchmark — torch {torch.__version__}, {args.threads} CPU thread(s)\n")
+    print(f"| {header[0]:<28} | {header[1]:<12} | {header[2]:<6} | {header[3]:>11} | {header[4]:>17} | {header[5]:>11} |")
+    print(f"|{'-' * 30}|{'-' * 14}|{'-' * 8}|{'-' * 13}|{'-' * 19}|{'-' * 13}|")
+    for what, size, device, seconds, rate, mib in rows:
+        print(f"| {what:<28} | {size:<12} | {device:<6} | {seconds * 1000:>8.1f} ms | "
+              f"{rate:>8.1f} SR fr/s | {mib:>7.0f} MiB |")
+
+
+def stream_row(sets: int, otf):
+    """Stream a long TIFF stack from disk to Zarr through the CLI's pipeline; memory must stay flat."""
+    from microsr.io import to_tapyx
+    from microsr.io.images import read_image
+    from microsr.pipelines.sim import reconstruct_stack
+
+    size = 128
+    data = simulate_sim(shape=(size, size), photons=30, seed=2, time_points=4)
+    with tempfile.TemporaryDirectory(dir=Path.cwd()) as folder:
+        raw_path = Path(folder) / "long.tif"
+        import tifffile
+
+        frames = np.clip(np.round(data.raw), 0, 65535).astype(np.uint16).reshape(-1, size, size)
+        stack = tifffile.memmap(raw_path, shape=(sets * 9, size, size), dtype=np.uint16)
+        for t in range(sets):
+            stack[t * 9:(t + 1) * 9] = frames[(t % 4) * 9:(t % 4 + 1) * 9]
+        stack.flush()
+        del stack
+        lazy = to_tapyx(read_image(raw_path, lazy=True).array, 3, 3)
+        with PeakRSS() as memory:
+            start = time.perf_counter()
+            reconstruct_stack(lazy, data.params, PIXEL_NM, otf, Path(folder) / "sr.zarr",
+                              settings=ReconstructionSettings(background=BACKGROUND), device="cpu",
+                              batch_size=8, progress=False)
+            seconds = time.perf_counter() - start
+    return (f"stream TIFF→Zarr ({sets} sets)", f"9×{size}²", "cpu", seconds / sets, sets / seconds, memory.mib)
+
+
+if __name__ == "__main__":
+    main()
