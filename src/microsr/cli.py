@@ -26,6 +26,16 @@ class Device(str, Enum):
     cuda = "cuda"
 
 
+class PhaseSteps(str, Enum):
+    equal = "equal"
+    free = "free"
+
+
+PHASE_STEPS = typer.Option(PhaseSteps.equal, "--phase-steps",
+                           help="equal: one offset, steps of 2π/P (robust); free: a phase per frame "
+                                "(for phase shifters known to be off).")
+
+
 class Apodization(str, Enum):
     otf = "otf"
     cosine = "cosine"
@@ -100,6 +110,7 @@ def sim_estimate_command(
     prior_window_deg: float = typer.Option(3.0, "--prior-window-deg", help="Angle search half-width around the prior."),
     prior_window_percent: float = typer.Option(5.0, "--prior-window-percent",
                                                help="Spacing search half-width around the prior (%)."),
+    phase_steps: PhaseSteps = PHASE_STEPS,
     figure: Optional[Path] = typer.Option(None, "--figure", help="Quality figure (PNG); default next to the JSON."),
     overwrite: bool = OVERWRITE,
 ):
@@ -116,7 +127,8 @@ def sim_estimate_command(
     prior = parse_prior(prior_angles_deg, prior_spacing_nm, prior_window_deg, prior_window_percent)
     diagnostics: dict = {}
     params = estimate_from_stack(stack, pixel, otf_model, background=resolve_background(stack, background),
-                                 average_time_points=average, prior=prior, diagnostics=diagnostics)
+                                 average_time_points=average, prior=prior, phase_steps=phase_steps.value,
+                                 diagnostics=diagnostics)
     params.quality["pixel_size_nm"] = pixel
     params.save(json_out)
     estimation_figure(figure, diagnostics, params)
@@ -146,6 +158,7 @@ def sim_reconstruct_command(
     apodization: Apodization = typer.Option(Apodization.otf, "--apodization"),
     apodization_cutoff: float = typer.Option(1.0, "--apodization-cutoff", min=0.1),
     average: int = typer.Option(1, "--average", min=0, help="Time points averaged for estimation (0 = all)."),
+    phase_steps: PhaseSteps = PHASE_STEPS,
     widefield: Optional[Path] = typer.Option(None, "--widefield", help="Also write the widefield image here."),
     figure: Optional[Path] = typer.Option(None, "--figure", help="Write a widefield-vs-SIM figure (PNG)."),
     device: Device = typer.Option(Device.auto, "--device"),
@@ -172,7 +185,8 @@ def sim_reconstruct_command(
     if params_file:
         params = SIMParameters.load(params_file)
     else:
-        params = estimate_from_stack(stack, pixel, otf_model, background=bg, average_time_points=average)
+        params = estimate_from_stack(stack, pixel, otf_model, background=bg, average_time_points=average,
+                                     phase_steps=phase_steps.value)
         for warning in params.quality["warnings"]:
             typer.secho(f"warning: {warning}", fg="yellow", err=True)
     settings = ReconstructionSettings(wiener_weight=wiener, apodization=apodization.value,

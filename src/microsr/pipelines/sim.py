@@ -86,14 +86,14 @@ def resolve_background(stack, background: str | float) -> float:
 
 def estimate_from_stack(stack, pixel_size_nm: float, otf: OTF, *, background: float,
                         average_time_points: int = 1, prior: PatternPrior | None = None,
-                        diagnostics: dict | None = None) -> SIMParameters:
+                        phase_steps: str = "equal", diagnostics: dict | None = None) -> SIMParameters:
     """Estimate pattern parameters from the mean of the first ``average_time_points`` (0 = all)."""
     count = len(stack) if average_time_points <= 0 else min(average_time_points, len(stack))
     mean = np.zeros(stack[0].shape, dtype=np.float64)
     for t in range(count):
         mean += _time_point(stack, t)
     params = estimate_parameters(mean / count, pixel_size_nm, otf, background=background,
-                                 prior=prior, diagnostics=diagnostics)
+                                 prior=prior, phase_steps=phase_steps, diagnostics=diagnostics)
     params.quality["time_points_averaged"] = count
     return params
 
