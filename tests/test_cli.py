@@ -141,3 +141,8 @@ def test_missing_pixel_size(tmp_path, capsys):
     line = one_line_error(*run(["sim", "estimate", tmp_path / "raw.npy", "--json", tmp_path / "p.json"],
                                capsys)[::2])
     assert "--pixel-size-nm" in line
+
+
+def test_usage_errors_exit_2_without_traceback(capsys):
+    code, _, err = run(["sim", "reconstruct", "x.tif", "-o", "y.tif", "--wiener", "abc"], capsys)
+    assert code == 2 and "--wiener" in err and "Traceback" not in err
