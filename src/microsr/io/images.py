@@ -2,83 +2,159 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
 import tempfile
+import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from microsr.errors import InputError
 from microsr.io.atomic import check_writable
 
-TIFF_SUFFIXES = (".tif", ".tiff")
-SUPPORTED = "TIFF/OME-TIFF (.tif, .tiff), MRC (.mrc), Zarr (.zarr) or NumPy (.npy)"
-_UNIT_TO_NM = {"nm": 1.0, "µm": 1000.0, "um": 1000.0, "micron": 1000.0, "\\u00B5m": 1000.0,
-               "mm": 1e6, "Å": 0.1, "A": 0.1, "pm": 1e-3}
-BIGTIFF_BYTES = 2**31
+SUPPORTED = "TIFF/OME-TIFF (.tif, .tiff, .ome.tif), MRC (.mrc), Zarr (.zarr) or NumPy (.npy)"
+FORMAT_NAMES = {"tiff": "TIFF", "mrc": "MRC", "zarr": "Zarr", "npy": "NumPy"}
+# Classic TIFF offsets are 32-bit; tifffile's own switch is at 4 GB, but several readers (ImageJ's
+# plain opener among them) fail well before that, so go BigTIFF from ~2 GB with room for metadata.
+BIGTIFF_BYTES = 2**31 - 2**25
+# Keys are lower case; ImageJ writes micrometres as "micron" or the escaped "\u00B5m".
+_UNIT_TO_NM = {"nm": 1.0, "nanometer": 1.0, "µm": 1e3, "μm": 1e3, "um": 1e3, "micron": 1e3,
+               "microns": 1e3, "micrometer": 1e3, "\\u00b5m": 1e3, "mm": 1e6, "å": 0.1, "angstrom": 0.1,
+               "pm": 1e-3}
+# Resolution tags that give a pixel outside this range are scanner or screen defaults (72 dpi is
+# 353 µm), not a microscope's pixel in the sample.
+_PLAUSIBLE_PIXEL_NM = (0.01, 1e4)
 
 
 @dataclass
 class ImageData:
-    """An array with what a microscopist needs to interpret it."""
+    """An array with what a microscopist needs to interpret it.
 
-    array: np.ndarray
+    Attributes
+    ----------
+    array : numpy.ndarray or array-like
+        The pixels; with ``lazy=True`` a ``numpy.memmap`` or a Zarr array read when indexed.
+    pixel_size_nm : float or None
+        Lateral (X, Y) pixel size in nm; None when the file does not say.
+    axes : str or None
+        Axis letters as the file states them ("YX", "TYX", "ZYX", ...); None when unknown.
+    """
+
+    array: Any
     pixel_size_nm: float | None = None
     axes: str | None = None
 
 
 def image_format(path: str | Path) -> str:
-    """``tiff``, ``mrc``, ``zarr`` or ``npy`` from the file name; an unknown suffix is a user error."""
-    name = str(path).lower().rstrip("/")
-    if name.endswith(TIFF_SUFFIXES):
-        return "tiff"
-    for suffix, kind in ((".mrc", "mrc"), (".zarr", "zarr"), (".npy", "npy")):
-        if name.endswith(suffix):
+    """File kind from the name: ``"tiff"``, ``"mrc"``, ``"zarr"`` or ``"npy"``.
+
+    Raises
+    ------
+    InputError
+        For any other suffix, listing the supported formats.
+    """
+    name = str(path).lower().rstrip("/\\")
+    for suffixes, kind in (((".tif", ".tiff"), "tiff"), ((".mrc",), "mrc"), ((".zarr",), "zarr"),
+                           ((".npy",), "npy")):
+        if name.endswith(suffixes):
             return kind
     raise InputError(f"{path}: unknown file type; use {SUPPORTED}")
 
 
-def check_finite(array: np.ndarray, name: str = "image") -> None:
-    """NaN or infinite values make every later number meaningless: refuse them up front."""
-    bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
-    if bad:
-        raise InputError(f"{name} contains {bad} NaN or infinite value(s): replace them (e.g. with the "
-                         "background level) before processing")
+def check_finite(array, name: str = "image") -> None:
+    """Refuse NaN or infinite values, which make every later number meaningless.
 
-
-def read_image(path: str | Path, *, lazy: bool = False) -> ImageData:
-    """Read an image or stack; ``lazy=True`` maps it from disk instead of loading it.
+    Lazy arrays are checked a block of frames at a time, so a large stack is never loaded whole.
 
     Parameters
     ----------
-    path : path
-        A TIFF/OME-TIFF, MRC, Zarr array or ``.npy`` file.
+    array : array-like
+        Pixels to check; integer data are always finite and pass at once.
+    name : str
+        What the array is, for the message (e.g. "raw frames of time point 3").
+
+    Raises
+    ------
+    InputError
+        Saying how many values are NaN and how many infinite.
+    """
+    if not hasattr(array, "dtype"):
+        array = np.asarray(array)
+    if np.dtype(array.dtype).kind not in "fc":
+        return
+    nan = inf = 0
+    for block in _blocks(array):
+        not_finite = int(block.size - np.count_nonzero(np.isfinite(block)))
+        if not_finite:
+            nan_here = int(np.count_nonzero(np.isnan(block)))
+            nan, inf = nan + nan_here, inf + not_finite - nan_here
+    if nan or inf:
+        raise InputError(f"{name} contains {nan} NaN and {inf} infinite value(s): replace them (e.g. with "
+                         "the background level) or crop them away before processing")
+
+
+def _blocks(array, block_bytes: int = 2**26):
+    if isinstance(array, np.ndarray) and not isinstance(array, np.memmap) or np.ndim(array) < 3:
+        yield np.asarray(array)
+        return
+    frame_bytes = max(1, math.prod(array.shape[1:]) * np.dtype(array.dtype).itemsize)
+    step = max(1, block_bytes // frame_bytes)
+    for start in range(0, array.shape[0], step):
+        yield np.asarray(array[start:start + step])
+
+
+def read_image(path: str | Path, *, lazy: bool = False) -> ImageData:
+    """Read an image or stack with its pixel size; ``lazy=True`` leaves the pixels on disk.
+
+    Parameters
+    ----------
+    path : str or Path
+        A TIFF/OME-TIFF, MRC, Zarr array (a ``.zarr`` folder) or ``.npy`` file.
     lazy : bool
-        Return a memory map (TIFF, MRC, NumPy) or a Zarr array, so that a stack of thousands of
-        frames is read frame by frame. Compressed TIFFs are read whole.
+        Return a memory map (uncompressed TIFF, MRC, NumPy) or a Zarr array (Zarr, compressed
+        TIFF), so that a stack of thousands of frames is read frame by frame. The file stays open
+        as long as the array is referenced.
 
     Returns
     -------
     ImageData
-        The array, the pixel size in nm (None when the file has none) and the axes when known.
+        The array, the pixel size in nm (TIFF: OME ``PhysicalSizeX``, else ImageJ unit and
+        resolution tags; MRC: voxel size; Zarr: attribute ``pixel_size_nm``; NumPy: None) and the
+        axes where the file states them.
+
+    Raises
+    ------
+    InputError
+        If the file is missing, of an unknown type, unreadable, or holds no pixels.
+
+    Examples
+    --------
+    >>> image = read_image("raw.tif", lazy=True)  # doctest: +SKIP
+    >>> first_frame = np.asarray(image.array[0])  # doctest: +SKIP
     """
     path = Path(path)
     kind = image_format(path)
     if not path.exists():
         raise InputError(f"{path} does not exist: check the path")
+    readers = {"tiff": _read_tiff, "mrc": _read_mrc, "zarr": _read_zarr, "npy": _read_npy}
+    label = FORMAT_NAMES[kind]
     try:
-        image = {"tiff": _read_tiff, "mrc": _read_mrc, "zarr": _read_zarr, "npy": _read_npy}[kind](path, lazy)
+        image = readers[kind](path, lazy)
     except InputError:
         raise
-    except Exception as exc:  # each library raises its own kinds on corrupt files
-        raise InputError(f"cannot read {path} as {kind.upper()} ({exc.__class__.__name__}: "
-                         f"{str(exc).splitlines()[0][:120] if str(exc) else 'corrupt file'})") from None
+    except Exception as exc:  # each library raises its own kinds on damaged files
+        reason = str(exc).splitlines()[0][:100] if str(exc).strip() else "damaged file"
+        raise InputError(f"cannot read {path} as {label} ({type(exc).__name__}: {reason}): check that it "
+                         f"is a complete {label} file, or export it again") from None
     if image.array.size == 0:
-        raise InputError(f"{path} holds no pixels (shape {tuple(image.array.shape)})")
+        raise InputError(f"{path} holds no pixels (shape {tuple(image.array.shape)}): check the "
+                         "acquisition or the export that wrote it")
     return image
 
 
@@ -88,125 +164,213 @@ def _read_tiff(path: Path, lazy: bool) -> ImageData:
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
         axes = series.axes
-        pixel = _tiff_pixel_size_nm(tif)
-        array = None
-        if lazy:
-            try:
-                array = tifffile.memmap(path, mode="r")
-            except ValueError:  # compressed or non-contiguous: no memory map possible
-                array = None
-        if array is None:
-            array = series.asarray()
-    return ImageData(array, pixel, axes)
+        pixel_size_nm = _tiff_pixel_size_nm(tif)
+        array = None if lazy else series.asarray()
+    if lazy:
+        try:
+            array = tifffile.memmap(path, mode="r")
+        except ValueError:  # compressed or scattered strips cannot be mapped; Zarr decodes per chunk
+            import zarr
+
+            array = zarr.open_array(tifffile.imread(path, aszarr=True), mode="r")
+    return ImageData(array, pixel_size_nm, axes)
 
 
 def _tiff_pixel_size_nm(tif) -> float | None:
     if tif.ome_metadata:
-        match = re.search(r'PhysicalSizeX="([0-9.eE+-]+)"', tif.ome_metadata)
-        if match:
+        size = re.search(r'PhysicalSizeX="([^"]+)"', tif.ome_metadata)
+        if size:
             unit = re.search(r'PhysicalSizeXUnit="([^"]+)"', tif.ome_metadata)
-            return float(match.group(1)) * _UNIT_TO_NM.get(unit.group(1) if unit else "µm", 1000.0)
-    page = tif.pages[0]
-    tag = page.tags.get("XResolution")
-    if tag is not None:
-        numerator, denominator = tag.value
-        if numerator:
-            per_unit = numerator / denominator
-            unit = (tif.imagej_metadata or {}).get("unit", "")
-            scale = _UNIT_TO_NM.get(unit) or {2: 2.54e7, 3: 1e7}.get(int(page.tags["ResolutionUnit"].value)
-                                                                   if "ResolutionUnit" in page.tags else 0)
-            if scale and per_unit > 0 and (tif.imagej_metadata or "ResolutionUnit" in page.tags):
-                value = scale / per_unit
-                if 0.1 < value < 1e5:  # a 72-dpi default is not a microscope's pixel
-                    return value
-    return None
+            # µm is the OME default when the unit attribute is absent
+            scale = _UNIT_TO_NM.get(unit.group(1).strip().lower() if unit else "µm")
+            return _plausible(float(size.group(1)) * scale) if scale else None
+    page = tif.pages.first
+    x_resolution = page.tags.get("XResolution")
+    if x_resolution is None:
+        return None
+    numerator, denominator = x_resolution.value
+    if not numerator or not denominator:
+        return None
+    pixels_per_unit = numerator / denominator
+    imagej_unit = str((tif.imagej_metadata or {}).get("unit", "")).strip().lower()
+    if imagej_unit:
+        scale = _UNIT_TO_NM.get(imagej_unit)
+    else:
+        resolution_unit = page.tags.get("ResolutionUnit")
+        scale = {2: 2.54e7, 3: 1e7}.get(int(resolution_unit.value) if resolution_unit else 2)
+    return _plausible(scale / pixels_per_unit) if scale else None
+
+
+def _plausible(pixel_size_nm: float) -> float | None:
+    low, high = _PLAUSIBLE_PIXEL_NM
+    return float(pixel_size_nm) if low < pixel_size_nm < high else None
 
 
 def _read_mrc(path: Path, lazy: bool) -> ImageData:
     import mrcfile
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the rDL data lack the MRC2014 map ID; permissive reads them
+        # Files from the rDL-SIM release lack the MRC2014 map ID and machine stamp; permissive mode
+        # reads them and would otherwise warn on every open.
+        warnings.simplefilter("ignore")
         if lazy:
             mrc = mrcfile.mmap(path, mode="r", permissive=True)  # stays open: the map is the data
-            array, voxel = mrc.data, float(mrc.voxel_size.x)
+            array, voxel_a = mrc.data, float(mrc.voxel_size.x)
         else:
             with mrcfile.open(path, permissive=True) as mrc:
-                array, voxel = np.array(mrc.data), float(mrc.voxel_size.x)
+                array = None if mrc.data is None else np.array(mrc.data)
+                voxel_a = float(mrc.voxel_size.x)
     if array is None:
-        raise InputError(f"{path} has an MRC header but no data")
-    return ImageData(array, voxel / 10.0 if voxel > 0 else None, None)  # MRC voxel size is in Å
+        raise InputError(f"{path} has an MRC header but no readable data: the file is truncated; copy or "
+                         "export it again")
+    # MRC voxel sizes are in Å; 0 is the format's "not set"
+    return ImageData(array, voxel_a / 10.0 if voxel_a > 0 else None, None)
 
 
 def _read_zarr(path: Path, lazy: bool) -> ImageData:
     import zarr
 
-    array = zarr.open_array(str(path), mode="r")
-    attrs = dict(array.attrs)
-    return ImageData(array if lazy else array[...], attrs.get("pixel_size_nm"), attrs.get("axes"))
+    node = zarr.open(str(path), mode="r")
+    if not isinstance(node, zarr.Array):
+        raise InputError(f"{path} is a Zarr group, not an array: give the path of the array inside it "
+                         f"(e.g. {path / '0'})")
+    attrs = dict(node.attrs)
+    pixel_size_nm = attrs.get("pixel_size_nm")
+    return ImageData(node if lazy else node[...], None if pixel_size_nm is None else float(pixel_size_nm),
+                     attrs.get("axes"))
 
 
 def _read_npy(path: Path, lazy: bool) -> ImageData:
-    return ImageData(np.load(path, mmap_mode="r" if lazy else None), None, None)
+    return ImageData(np.load(path, mmap_mode="r" if lazy else None, allow_pickle=False), None, None)
 
 
-def _temporary_sibling(path: Path, directory: bool = False) -> Path:
-    # A hidden sibling on the same file system, so the final rename is atomic.
+def temporary_sibling(path: Path, directory: bool = False) -> Path:
+    """A new hidden ``.<name>.<random>.partial`` file (or folder) beside ``path``.
+
+    Being on the same file system as the target makes the final :func:`move_into_place` atomic.
+    """
     if directory:
         return Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial" + path.suffix, dir=path.parent)
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     os.close(handle)
     return Path(name)
 
 
-def _move_into_place(temp: Path, path: Path) -> None:
-    if temp.is_dir():
-        if path.exists():
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
+def move_into_place(temp: Path, path: Path) -> None:
+    """Rename a finished ``temp`` onto ``path``, replacing what is there."""
+    if not (path.exists() and (path.is_dir() or temp.is_dir())):
         os.replace(temp, path)
-    else:
-        if path.is_dir():
-            shutil.rmtree(path)
+        return
+    # rename() cannot replace a folder (a Zarr store) or swap file and folder: move the old one
+    # aside first, so a failure can put it back instead of losing both.
+    old = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.old.partial")
+    os.replace(path, old)
+    try:
         os.replace(temp, path)
+    except BaseException:
+        os.replace(old, path)
+        raise
+    remove_partial(old)
 
 
-def _remove(temp: Path) -> None:
-    if temp.is_dir():
+def remove_partial(temp: Path) -> None:
+    """Delete a temporary file or folder; missing is fine."""
+    if temp.is_dir() and not temp.is_symlink():
         shutil.rmtree(temp, ignore_errors=True)
     else:
         temp.unlink(missing_ok=True)
 
 
+def check_pixel_size(pixel_size_nm: float | None) -> float | None:
+    """``pixel_size_nm`` as a float, or None; zero, negative or non-finite sizes are refused."""
+    if pixel_size_nm is None:
+        return None
+    value = float(pixel_size_nm)
+    if not (math.isfinite(value) and value > 0):
+        raise InputError(f"pixel size {pixel_size_nm} nm is not a positive number: pass the camera pixel "
+                         "size in the sample in nm (e.g. 62.6)")
+    return value
+
+
 def tiff_metadata(axes: str | None, pixel_size_nm: float | None, ndim: int) -> dict:
-    """OME metadata (axes, physical pixel size in nm) for tifffile."""
-    metadata: dict = {"axes": axes or "TZYX"[4 - min(ndim, 4):] if ndim <= 4 else None}
+    """OME metadata for tifffile: axes and the physical pixel size in nm."""
+    metadata: dict = {}
     if axes:
         metadata["axes"] = axes
+    elif ndim <= 4:
+        # ImageJ's convention for an unlabelled stack; tifffile alone would call a 3-D stack channels
+        metadata["axes"] = "TZYX"[-ndim:]
     if pixel_size_nm:
         metadata.update(PhysicalSizeX=float(pixel_size_nm), PhysicalSizeXUnit="nm",
                         PhysicalSizeY=float(pixel_size_nm), PhysicalSizeYUnit="nm")
-    return {k: v for k, v in metadata.items() if v is not None}
+    return metadata
 
 
 def tiff_resolution(pixel_size_nm: float | None) -> dict:
-    """Baseline TIFF resolution tags (pixels per cm), which Fiji and others read."""
+    """Baseline TIFF resolution tags (pixels per cm), for readers that ignore OME metadata."""
     if not pixel_size_nm:
         return {}
     return {"resolution": (1e7 / pixel_size_nm, 1e7 / pixel_size_nm), "resolutionunit": "CENTIMETER"}
 
 
-def write_image(path: str | Path, array: np.ndarray, *, pixel_size_nm: float | None = None,
-                axes: str | None = None, overwrite: bool = False, dtype=None) -> Path:
-    """Write an array with its pixel size, atomically (a hidden sibling renamed into place).
+def _check_axes(axes: str | None, ndim: int) -> None:
+    if axes is not None and len(axes) != ndim:
+        raise ValueError(f"axes {axes!r} name {len(axes)} axes but the array has {ndim}")
 
-    TIFF files are written as OME-TIFF (BigTIFF beyond 2 GB); MRC stores the pixel size in Å;
-    Zarr in the attributes ``pixel_size_nm`` and ``axes``. An existing ``path`` is an error unless
-    ``overwrite``.
+
+# mrcfile stores only int8, int16, uint8, uint16, float16, float32 and complex64.
+_MRC_DTYPES = {np.dtype(np.float64): np.float32, np.dtype(np.complex128): np.complex64,
+               np.dtype(np.bool_): np.uint8, np.dtype(np.int32): np.float32, np.dtype(np.uint32): np.float32,
+               np.dtype(np.int64): np.float32, np.dtype(np.uint64): np.float32}
+
+
+def write_image(path: str | Path, array, *, pixel_size_nm: float | None = None, axes: str | None = None,
+                overwrite: bool = False, dtype=None) -> Path:
+    """Write an array with its pixel size, atomically.
+
+    The data go to a hidden ``.<name>.<random>.partial`` sibling that is renamed onto ``path``
+    only when complete, so a crash never leaves a half-written file under the real name.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.tif``/``.tiff``/``.ome.tif`` (always written as OME-TIFF, BigTIFF beyond ~2 GB),
+        ``.mrc`` (at most 3-D; pixel size as voxel size in Å; float64 and wide integers are stored
+        as float32), ``.zarr`` (one chunk per frame; attributes ``pixel_size_nm`` and ``axes``) or
+        ``.npy`` (no metadata). Missing parent folders are created.
+    array : array-like
+        The pixels; a lazy array is loaded whole (stream large stacks with
+        :class:`microsr.io.StackWriter`).
+    pixel_size_nm : float, optional
+        Lateral pixel size in nm.
+    axes : str, optional
+        One letter per axis, e.g. "TYX"; unlabelled TIFF stacks are written as "ZYX".
+    overwrite : bool
+        Replace an existing ``path``; otherwise that is an error.
+    dtype : numpy dtype, optional
+        Convert to this type before writing.
+
+    Returns
+    -------
+    Path
+        The path written.
+
+    Raises
+    ------
+    OutputExistsError
+        If ``path`` exists and ``overwrite`` is False.
+    InputError
+        For an unknown suffix, a non-positive pixel size, or more than 3 dimensions for MRC.
     """
-    path = check_writable(path, overwrite)
     kind = image_format(path)
+    pixel_size_nm = check_pixel_size(pixel_size_nm)
     array = np.asarray(array) if dtype is None else np.asarray(array, dtype=dtype)
-    temp = _temporary_sibling(path, directory=kind == "zarr")
+    _check_axes(axes, array.ndim)
+    if kind == "mrc" and array.ndim > 3:
+        raise InputError(f"{path}: MRC holds at most 3-D data, this array is {array.ndim}-D "
+                         f"{array.shape}: write .tif or .zarr instead")
+    path = check_writable(path, overwrite)
+    temp = temporary_sibling(path, directory=kind == "zarr")
     try:
         if kind == "tiff":
             import tifffile
@@ -218,23 +382,22 @@ def write_image(path: str | Path, array: np.ndarray, *, pixel_size_nm: float | N
             import mrcfile
 
             with mrcfile.new(temp, overwrite=True) as mrc:
-                mrc.set_data(np.ascontiguousarray(array.astype(np.float32) if array.dtype == np.float64
-                                                  else array))
+                mrc.set_data(np.ascontiguousarray(array, dtype=_MRC_DTYPES.get(array.dtype, array.dtype)))
                 if pixel_size_nm:
                     mrc.voxel_size = pixel_size_nm * 10.0
         elif kind == "zarr":
             import zarr
 
             chunks = (1, *array.shape[1:]) if array.ndim >= 3 else array.shape
-            store = zarr.create_array(store=str(temp), shape=array.shape, chunks=chunks,
-                                      dtype=array.dtype, overwrite=True)
+            store = zarr.create_array(store=str(temp), shape=array.shape, chunks=chunks, dtype=array.dtype,
+                                      overwrite=True)
             store[...] = array
             store.attrs.update({"pixel_size_nm": pixel_size_nm, "axes": axes})
         else:
             with open(temp, "wb") as handle:
-                np.save(handle, array)
-        _move_into_place(temp, path)
+                np.save(handle, array, allow_pickle=False)
+        move_into_place(temp, path)
     except BaseException:
-        _remove(temp)
+        remove_partial(temp)
         raise
     return path
