@@ -195,10 +195,10 @@ def sim_reconstruct_command(
                                 widefield_output=widefield, device=device.value, batch_size=batch_size,
                                 overwrite=overwrite, progress=sys.stderr.isatty())
     if figure:
-        sr = read_image(output, lazy=True).array
-        first_sr = sr[0] if sr.ndim == 3 else sr
         import numpy as np
 
+        sr = read_image(output, lazy=True).array
+        first_sr = sr[0] if sr.ndim == 3 else sr
         first_wf = np.asarray(stack[0], dtype=np.float32).mean(axis=(0, 1)) - bg
         sim_result_figure(figure, first_wf, np.asarray(first_sr), pixel,
                           cutoff_per_um=otf_model.cutoff_per_um, title=str(raw.name))

@@ -63,9 +63,8 @@ def sim_result_figure(path: str | Path, widefield: np.ndarray, sim_image: np.nda
         axes[1, column].set_title(f"{name}: log |FFT|")
         axes[1, column].set_xlabel("cycles/µm")
         if cutoff_per_um:
-            for ax_limit in (cutoff_per_um,):
-                circle = plt.Circle((0, 0), ax_limit, fill=False, color="cyan", lw=0.8, ls="--")
-                axes[1, column].add_patch(circle)
+            axes[1, column].add_patch(plt.Circle((0, 0), cutoff_per_um, fill=False, color="cyan",
+                                                 lw=0.8, ls="--"))
         limit = min(nyquist, 2.6 * cutoff_per_um) if cutoff_per_um else nyquist
         axes[1, column].set_xlim(-limit, limit)
         axes[1, column].set_ylim(limit, -limit)

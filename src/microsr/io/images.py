@@ -27,9 +27,6 @@ BIGTIFF_BYTES = 2**31 - 2**25
 _UNIT_TO_NM = {"nm": 1.0, "nanometer": 1.0, "µm": 1e3, "μm": 1e3, "um": 1e3, "micron": 1e3,
                "microns": 1e3, "micrometer": 1e3, "\\u00b5m": 1e3, "mm": 1e6, "å": 0.1, "angstrom": 0.1,
                "pm": 1e-3}
-# Resolution tags that give a pixel outside this range are scanner or screen defaults (72 dpi is
-# 353 µm), not a microscope's pixel in the sample.
-_PLAUSIBLE_PIXEL_NM = (0.01, 1e4)
 
 
 @dataclass
@@ -177,33 +174,20 @@ def _read_tiff(path: Path, lazy: bool) -> ImageData:
 
 
 def _tiff_pixel_size_nm(tif) -> float | None:
+    """Pixel size from OME metadata, else from ImageJ's unit with the resolution tag, else None."""
     if tif.ome_metadata:
-        size = re.search(r'PhysicalSizeX="([^"]+)"', tif.ome_metadata)
-        if size:
+        match = re.search(r'PhysicalSizeX="([0-9.eE+-]+)"', tif.ome_metadata)
+        if match:
             unit = re.search(r'PhysicalSizeXUnit="([^"]+)"', tif.ome_metadata)
             # µm is the OME default when the unit attribute is absent
             scale = _UNIT_TO_NM.get(unit.group(1).strip().lower() if unit else "µm")
-            return _plausible(float(size.group(1)) * scale) if scale else None
-    page = tif.pages.first
-    x_resolution = page.tags.get("XResolution")
-    if x_resolution is None:
-        return None
-    numerator, denominator = x_resolution.value
-    if not numerator or not denominator:
-        return None
-    pixels_per_unit = numerator / denominator
-    imagej_unit = str((tif.imagej_metadata or {}).get("unit", "")).strip().lower()
-    if imagej_unit:
-        scale = _UNIT_TO_NM.get(imagej_unit)
-    else:
-        resolution_unit = page.tags.get("ResolutionUnit")
-        scale = {2: 2.54e7, 3: 1e7}.get(int(resolution_unit.value) if resolution_unit else 2)
-    return _plausible(scale / pixels_per_unit) if scale else None
-
-
-def _plausible(pixel_size_nm: float) -> float | None:
-    low, high = _PLAUSIBLE_PIXEL_NM
-    return float(pixel_size_nm) if low < pixel_size_nm < high else None
+            return float(match.group(1)) * scale if scale else None
+    unit_nm = _UNIT_TO_NM.get(str((tif.imagej_metadata or {}).get("unit", "")).strip().lower())
+    resolution = tif.pages[0].tags.get("XResolution")
+    if unit_nm and resolution is not None and resolution.value[0]:
+        pixels_per_unit = resolution.value[0] / resolution.value[1]
+        return unit_nm / pixels_per_unit
+    return None
 
 
 def _read_mrc(path: Path, lazy: bool) -> ImageData:

@@ -1,88 +1,145 @@
-"""Stream stacks: open lazily, write frame blocks one after another, finish atomically."""
+"""Stream stacks: open them lazily, write them block by block, publish them atomically."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 
 from microsr.errors import InputError
 from microsr.io.atomic import check_writable
-from microsr.io.images import (ImageData, _move_into_place, _remove, _temporary_sibling, image_format,
-                               read_image, tiff_metadata, tiff_resolution)
+from microsr.io.images import (BIGTIFF_BYTES, ImageData, check_pixel_size, image_format, move_into_place,
+                               read_image, remove_partial, temporary_sibling, tiff_metadata, tiff_resolution)
 
 
 def open_stack(path: str | Path) -> ImageData:
-    """A stack mapped from disk (TIFF, MRC, NumPy) or a Zarr array: frames are read when indexed."""
+    """Open a stack without loading it: ``read_image(path, lazy=True)``.
+
+    Returns
+    -------
+    ImageData
+        A memory map (uncompressed TIFF, MRC, NumPy) or a Zarr array (Zarr, compressed TIFF);
+        frames are read from disk when indexed.
+    """
     return read_image(path, lazy=True)
 
 
 class StackWriter:
-    """Write a stack of known shape block by block to TIFF (BigTIFF) or Zarr; rename into place at the end.
+    """Write a stack of known shape block by block to TIFF or Zarr, then rename it into place.
 
-    Use as a context manager. If the block loop raises, the temporary output is removed and the
-    target is untouched: nothing is half-written.
+    Frames go to a hidden ``.<name>.<random>.partial`` sibling: a contiguous OME-TIFF (BigTIFF
+    beyond ~2 GB) mapped into memory, or a Zarr array with one chunk per frame. Leaving the
+    ``with`` block normally checks that every frame was written and renames the result onto
+    ``path``; leaving it by an exception deletes the partial output, so nothing half-written is left.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.tif``/``.tiff``/``.ome.tif`` or ``.zarr`` output.
+    shape : tuple of int
+        Shape of the whole stack, frames first, e.g. ``(T, Y, X)``.
+    dtype : numpy dtype
+        Type stored on disk; blocks are converted to it.
+    pixel_size_nm : float, optional
+        Lateral pixel size in nm, stored as OME ``PhysicalSizeX/Y`` or the Zarr attribute.
+    axes : str, optional
+        One letter per axis, e.g. "TYX".
+    overwrite : bool
+        Replace an existing ``path`` (only once the new stack is complete).
+
+    Raises
+    ------
+    OutputExistsError
+        In the constructor, before anything is created, if ``path`` exists and not ``overwrite``.
 
     Examples
     --------
-    >>> with StackWriter("out.zarr", (100, 512, 512), pixel_size_nm=31.3) as out:  # doctest: +SKIP
+    >>> with StackWriter("sr.zarr", (100, 512, 512), pixel_size_nm=31.3, axes="TYX") as out:  # doctest: +SKIP
     ...     for block in blocks:
     ...         out.write(block)
     """
 
     def __init__(self, path: str | Path, shape: tuple[int, ...], dtype="float32", *,
                  pixel_size_nm: float | None = None, axes: str | None = None, overwrite: bool = False):
+        kind = image_format(path)
+        if kind not in ("tiff", "zarr"):
+            raise InputError(f"{path}: stacks are streamed to TIFF (.tif) or Zarr (.zarr), not "
+                             f"{kind.upper()}: choose a .tif or .zarr output")
+        self.shape = tuple(int(size) for size in shape)
+        if not self.shape or min(self.shape) < 1:
+            raise ValueError(f"stack shape {shape} must have at least one axis and no empty axis")
+        if axes is not None and len(axes) != len(self.shape):
+            raise ValueError(f"axes {axes!r} name {len(axes)} axes but the stack shape {self.shape} has "
+                             f"{len(self.shape)}")
+        self.pixel_size_nm = check_pixel_size(pixel_size_nm)
         self.path = check_writable(path, overwrite)
-        self.kind = image_format(self.path)
-        if self.kind not in ("tiff", "zarr"):
-            raise InputError(f"{self.path}: stacks stream to TIFF (.tif) or Zarr (.zarr), not {self.kind}")
-        self.shape = tuple(int(s) for s in shape)
+        self.kind = kind
         self.dtype = np.dtype(dtype)
-        self.pixel_size_nm = pixel_size_nm
         self.axes = axes
-        self.written = 0
+        self.frames_written = 0
         self._temp: Path | None = None
-        self._handle = None
+        self._frames = None
 
-    def __enter__(self) -> "StackWriter":
-        self._temp = _temporary_sibling(self.path, directory=self.kind == "zarr")
-        if self.kind == "zarr":
-            import zarr
+    def __enter__(self) -> StackWriter:
+        self._temp = temporary_sibling(self.path, directory=self.kind == "zarr")
+        try:
+            if self.kind == "zarr":
+                import zarr
 
-            self._handle = zarr.create_array(store=str(self._temp), shape=self.shape,
-                                             chunks=(1, *self.shape[1:]), dtype=self.dtype, overwrite=True)
-            self._handle.attrs.update({"pixel_size_nm": self.pixel_size_nm, "axes": self.axes})
-        else:
-            import tifffile
+                self._frames = zarr.create_array(store=str(self._temp), shape=self.shape,
+                                                 chunks=(1, *self.shape[1:]), dtype=self.dtype, overwrite=True)
+                self._frames.attrs.update({"pixel_size_nm": self.pixel_size_nm, "axes": self.axes})
+            else:
+                import tifffile
 
-            nbytes = int(np.prod(self.shape)) * self.dtype.itemsize
-            # An empty contiguous TIFF mapped into memory: blocks go straight to their place on disk.
-            self._handle = tifffile.memmap(self._temp, shape=self.shape, dtype=self.dtype, ome=True,
-                                           bigtiff=nbytes > 2**31 - 2**25,
-                                           metadata=tiff_metadata(self.axes, self.pixel_size_nm, len(self.shape)),
-                                           **tiff_resolution(self.pixel_size_nm))
+                nbytes = math.prod(self.shape) * self.dtype.itemsize
+                # An empty contiguous TIFF mapped into memory: each block is copied straight to its
+                # place in the file, and readers can memory-map the result the same way.
+                self._frames = tifffile.memmap(self._temp, shape=self.shape, dtype=self.dtype, ome=True,
+                                               bigtiff=nbytes > BIGTIFF_BYTES,
+                                               metadata=tiff_metadata(self.axes, self.pixel_size_nm,
+                                                                      len(self.shape)),
+                                               **tiff_resolution(self.pixel_size_nm))
+        except BaseException:
+            remove_partial(self._temp)
+            raise
         return self
 
-    def write(self, block: np.ndarray) -> None:
-        """Append ``block`` (shape ``(n, *shape[1:])``) along the first axis."""
+    def write(self, block) -> None:
+        """Append frames along the first axis.
+
+        Parameters
+        ----------
+        block : array-like
+            ``(n, *shape[1:])`` frames, or one frame of shape ``shape[1:]``.
+        """
+        if self._frames is None:
+            raise RuntimeError("StackWriter.write called outside its `with` block")
         block = np.asarray(block, dtype=self.dtype)
-        if block.shape[1:] != self.shape[1:] or self.written + block.shape[0] > self.shape[0]:
-            raise ValueError(f"block {block.shape} does not fit stack {self.shape} at frame {self.written}")
-        self._handle[self.written:self.written + block.shape[0]] = block
-        self.written += block.shape[0]
+        if block.shape == self.shape[1:]:
+            block = block[np.newaxis]
+        end = self.frames_written + block.shape[0]
+        if block.shape[1:] != self.shape[1:] or end > self.shape[0]:
+            raise ValueError(f"block of shape {block.shape} does not fit stack {self.shape} after "
+                             f"{self.frames_written} frames")
+        self._frames[self.frames_written:end] = block
+        self.frames_written = end
 
     def __exit__(self, exc_type, exc, traceback) -> bool:
+        frames, self._frames = self._frames, None
         try:
-            if self.kind == "tiff" and self._handle is not None:
-                self._handle.flush()
-                del self._handle
-            if exc_type is None and self.written != self.shape[0]:
-                raise RuntimeError(f"stack writer got {self.written} of {self.shape[0]} frames")
+            if isinstance(frames, np.memmap):
+                frames.flush()
+            del frames  # closes the memory map before the rename
             if exc_type is None:
-                _move_into_place(self._temp, self.path)
+                if self.frames_written != self.shape[0]:
+                    raise RuntimeError(f"stack {self.path} got {self.frames_written} of {self.shape[0]} "
+                                       "frames; nothing was written")
+                move_into_place(self._temp, self.path)
+                return False
         except BaseException:
-            _remove(self._temp)
+            remove_partial(self._temp)
             raise
-        if exc_type is not None:
-            _remove(self._temp)
+        remove_partial(self._temp)
         return False
