@@ -34,6 +34,7 @@ class PeakRSS:
     """
 
     def __enter__(self):
+        _release_freed_memory()
         self.base = self.peak = self._rss()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -61,6 +62,18 @@ class PeakRSS:
     @property
     def mib(self) -> float:
         return (self.peak - self.base) / 2**20
+
+
+def _release_freed_memory() -> None:
+    """Hand freed heap back to the OS (glibc keeps it otherwise), so the next row starts level."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:  # not glibc: the rows then measure growth above what earlier rows left
+        pass
 
 
 def timed(function, repeats: int, device: torch.device):

@@ -11,9 +11,11 @@ OTF edge at low SNR, where real TIRF-SIM sits:
    deviation, optionally inside a calibration prior's window.
 3. Each wave vector is refined to ~0.001 spectral pixel by zooming the discrete-time Fourier transform
    of the band product (a matrix product, no interpolation).
-4. Phase and modulation of each frame come from the complex linear regression of that frame's
-   modulated part onto the widefield spectrum shifted by the wave vector (Gustafsson's regression),
-   with the noise power of the reference removed so low SNR does not bias the modulation down.
+4. Phase and modulation come from the complex linear regression of the separated +1 band onto the
+   widefield spectrum shifted by the wave vector (Gustafsson's regression), with the noise power of
+   the reference removed so low SNR does not bias the modulation down. By default the phase steps
+   are taken as equal (2π/P) and one offset is fitted; per-frame phases are an option (see
+   ``PHASE_STEP_MODELS``) and are always reported as deviations from equal steps.
 """
 
 from __future__ import annotations
@@ -214,12 +216,8 @@ def _coarse_wave_vectors(maps: np.ndarray, k_range: tuple[float, float], prior: 
 
 def _regress_amplitudes(modulated_spectra: np.ndarray, widefield_tapered: np.ndarray,
                         k_per_pixel: np.ndarray, otf: OTF, pixel_size_nm: float,
-                        noise_power: float | None, spectrum_noise_power: float | None = None,
-                        ) -> np.ndarray | tuple[np.ndarray, float]:
+                        noise_power: float | None) -> np.ndarray:
     """Complex amplitudes ``(m/2) e^{iφ}`` of spectra ``(N, Y, X)`` holding the +k band, ``(N,)``.
-
-    With ``spectrum_noise_power`` (the white noise power of the regressed spectra) also returns the
-    standard deviation of each amplitude.
 
     Gustafsson's regression of each spectrum onto the widefield spectrum shifted by ``k``, both
     weighted by the OTF at the other band's position so that they share one transfer function.
@@ -247,12 +245,7 @@ def _regress_amplitudes(modulated_spectra: np.ndarray, widefield_tapered: np.nda
         denominator -= noise_power * np.sum(otf_here[overlap] ** 2)
     denominator = max(denominator, 1e-12 * np.sum(np.abs(reference[overlap]) ** 2))
     weighted = modulated_spectra[:, overlap] * otf_shifted[overlap]
-    amplitudes = (weighted @ np.conj(reference[overlap])) / denominator
-    if spectrum_noise_power is None:
-        return amplitudes
-    spread = math.sqrt(spectrum_noise_power * np.sum(otf_shifted[overlap] ** 2
-                                                     * np.abs(reference[overlap]) ** 2)) / denominator
-    return amplitudes, float(spread)
+    return (weighted @ np.conj(reference[overlap])) / denominator
 
 
 def estimate_parameters(raw: np.ndarray, pixel_size_nm: float, otf: OTF, *,
@@ -332,7 +325,7 @@ def estimate_parameters(raw: np.ndarray, pixel_size_nm: float, otf: OTF, *,
         k_range = (0.35 * cutoff_per_pixel, min(1.3 * cutoff_per_pixel, 0.95 * nyquist))
     coarse, contrasts = _coarse_wave_vectors(maps, k_range, prior, angles)
 
-    orientations, refined_contrast, step_deviation = [], [], []
+    orientations, step_deviation = [], []
     for a, (theta, k_len) in enumerate(coarse):
         start = np.array([k_len * math.sin(theta), k_len * math.cos(theta)])
         candidates = [_refine_wave_vector(bands_plus[a], widefield_spectrum, sign * start, otf,
@@ -347,7 +340,6 @@ def estimate_parameters(raw: np.ndarray, pixel_size_nm: float, otf: OTF, *,
         orientations.append(Orientation(angle, pixel_size_nm / float(np.hypot(*k_vec)),
                                         phases_rad, modulation))
         step_deviation.append(deviation)
-        refined_contrast.append(contrasts[a])
 
     if diagnostics is not None:
         diagnostics["correlation_maps"] = maps
@@ -355,15 +347,7 @@ def estimate_parameters(raw: np.ndarray, pixel_size_nm: float, otf: OTF, *,
                                           for o in orientations]
         diagnostics["cutoff_per_pixel"] = cutoff_per_pixel
     params = SIMParameters(orientations)
-    params.quality = assess_quality(params, refined_contrast, bg, otf)
-    params.quality["phase_step_deviation_rad"] = step_deviation
-    params.quality["phase_steps"] = phase_steps
-    worst = max(max(abs(d) for d in dev) for dev in step_deviation)
-    if phase_steps == "equal" and worst > PHASE_STEP_WARNING_RAD:
-        params.quality["warnings"].append(
-            f"per-frame phases deviate from equal steps by up to {worst:.2f} rad: if the phase shifter "
-            "is known to be inaccurate, estimate with --phase-steps free")
-        params.quality["reliable"] = False
+    params.quality = assess_quality(params, contrasts, bg, otf, step_deviation, phase_steps)
     return params
 
 
@@ -408,10 +392,14 @@ def _phases_and_modulation(spectra: np.ndarray, widefield: np.ndarray, k_vec: np
             [float(d) for d in deviation])
 
 
-def assess_quality(params: SIMParameters, peak_contrast: list[float], background: float,
-                   otf: OTF) -> dict:
+def assess_quality(params: SIMParameters, peak_contrast: list[float], background: float, otf: OTF,
+                   phase_step_deviation: list[list[float]], phase_steps: str) -> dict:
     """Physical plausibility of an estimate; ``warnings`` lists what a user must look at."""
     warnings = []
+    worst_step = max(max(abs(d) for d in deviation) for deviation in phase_step_deviation)
+    if phase_steps == "equal" and worst_step > PHASE_STEP_WARNING_RAD:
+        warnings.append(f"per-frame phases deviate from equal steps by up to {worst_step:.2f} rad: if the "
+                        "phase shifter is known to be inaccurate, estimate with --phase-steps free")
     angles = [o.angle_rad for o in params.orientations]
     count = len(angles)
     steps = []
@@ -437,8 +425,9 @@ def assess_quality(params: SIMParameters, peak_contrast: list[float], background
     k_fraction = [o.k_cycles_per_um / otf.cutoff_per_um for o in params.orientations]
     return {"peak_contrast": peak_contrast, "angle_steps_deg": steps,
             "spacing_spread_percent": spread, "k_fraction_of_cutoff": k_fraction,
-            "background_subtracted": background, "otf": otf.source,
-            "warnings": warnings, "reliable": not warnings}
+            "background_subtracted": background, "otf": otf.source, "phase_steps": phase_steps,
+            "phase_step_deviation_rad": phase_step_deviation, "warnings": warnings,
+            "reliable": not warnings}
 
 
 
