@@ -1,0 +1,1 @@
+"""Quality control: fidelity, resolution and confidence metrics of super-resolution images."""
