@@ -25,6 +25,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/sim_reconstruct.py
+	$(PY) bench/metrics.py
 
 clean:
 	rm -rf $(VENV) demo_out bench_out .pytest_cache

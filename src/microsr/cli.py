@@ -6,7 +6,7 @@ import json
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -203,6 +203,59 @@ def sim_reconstruct_command(
         sim_result_figure(figure, first_wf, np.asarray(first_sr), pixel,
                           cutoff_per_um=otf_model.cutoff_per_um, title=str(raw.name))
     typer.echo(json.dumps(summary))
+
+
+class Normalization(str, Enum):
+    percentile = "percentile"
+    linear_fit = "linear_fit"
+
+
+@app.command("evaluate")
+def evaluate_command(
+    sr: Path = typer.Argument(..., help="Super-resolution image (2-D, or a (T, Y, X) stack: see --frame)."),
+    out: Path = typer.Option(..., "--out", help="Folder for metrics.json and report.png."),
+    reference: Optional[Path] = typer.Option(None, "--reference", help="Ground truth or trusted SR image."),
+    widefield: Optional[Path] = typer.Option(None, "--widefield", help="Widefield image of the same field."),
+    frc_pair: Optional[Path] = typer.Option(None, "--frc-pair",
+                                            help="An independent second SR image (other noise) for FRC."),
+    ensemble: Optional[List[Path]] = typer.Option(None, "--ensemble",
+                                                  help="Other models' outputs for the same input (repeatable)."),
+    pixel_size_nm: Optional[float] = typer.Option(None, "--pixel-size-nm", help="SR pixel size; default: from the file."),
+    reference_pixel_size_nm: Optional[float] = typer.Option(None, "--reference-pixel-size-nm"),
+    widefield_pixel_size_nm: Optional[float] = typer.Option(None, "--widefield-pixel-size-nm"),
+    frame: int = typer.Option(0, "--frame", min=0, help="Frame of an SR stack to evaluate."),
+    normalization: Normalization = typer.Option(Normalization.percentile, "--normalization",
+                                                help="How SR is normalized against the reference."),
+    overwrite: bool = OVERWRITE,
+):
+    """Measure fidelity, resolution and confidence of an SR image: metrics.json and report.png."""
+    import numpy as np
+
+    from microsr.io import read_image
+    from microsr.pipelines.evaluate import evaluate, load_picture, write_evaluation
+
+    for name in ("metrics.json", "report.png"):
+        from microsr.io.atomic import check_writable
+
+        check_writable(out / name, overwrite)
+    sr_picture = load_picture(sr, "sr", pixel_size_nm, frame)
+    stack = read_image(sr, lazy=True).array
+    window, frame_in_window = None, 0
+    if stack.ndim == 3 and stack.shape[0] > 1:  # temporal agreement needs only 5 frames around this one
+        first = max(0, min(frame - 2, stack.shape[0] - 5))
+        window = np.asarray(stack[first:first + 5], dtype=np.float64)
+        frame_in_window = frame - first
+    result = evaluate(
+        sr_picture,
+        reference=load_picture(reference, "reference", reference_pixel_size_nm) if reference else None,
+        widefield=load_picture(widefield, "widefield", widefield_pixel_size_nm, frame) if widefield else None,
+        frc_pair=load_picture(frc_pair, "frc_pair", pixel_size_nm or sr_picture.pixel_size_nm) if frc_pair else None,
+        ensemble=[load_picture(p, "ensemble", pixel_size_nm or sr_picture.pixel_size_nm) for p in ensemble or []],
+        temporal_window=window, frame_in_window=frame_in_window, normalization=normalization.value)
+    result.metrics["frame"] = frame
+    paths = write_evaluation(result, out, overwrite)
+    typer.echo(json.dumps({k: v for k, v in result.metrics.items() if not isinstance(v, (list, dict))}))
+    typer.echo(f"wrote {paths['metrics']} and {paths['report']}")
 
 
 @app.command("demo")

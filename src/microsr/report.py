@@ -105,3 +105,74 @@ def estimation_figure(path: str | Path, diagnostics: dict, params, *, overwrite:
                  ("\nWARNING: " + warnings[0] if warnings else ""), fontsize=10,
                  color="red" if warnings else "black")
     _save(fig, path, overwrite)
+
+
+def evaluation_figure(path: str | Path, evaluation, *, overwrite: bool = True) -> None:
+    """Images side by side at one physical scale, quality maps with colour bars, resolution curves."""
+    plt = _pyplot()
+    pictures = list(evaluation.pictures.values())
+    maps = list(evaluation.maps.items())
+    columns = max(len(pictures), len(maps), 2)
+    rows = 3 if maps else 2
+    fig, axes = plt.subplots(rows, columns, figsize=(4.3 * columns, 4.1 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    metrics = evaluation.metrics
+    for column, picture in enumerate(pictures):
+        ax = axes[0, column]
+        ax.set_axis_on()
+        extent = [0, picture.image.shape[1] * picture.pixel_size_nm / 1000,
+                  picture.image.shape[0] * picture.pixel_size_nm / 1000, 0]
+        low, high = _display_range(picture.image)
+        ax.imshow(picture.image, cmap="gray", vmin=low, vmax=high, extent=extent)
+        key = {"sr": "resolution_nm", "widefield": "widefield_resolution_nm",
+               "reference": "reference_resolution_nm"}.get(picture.name)
+        resolution = metrics.get(key) if key else None
+        label = f"{resolution:.0f} nm" if resolution else "n/a"
+        ax.set_title(f"{picture.name} ({picture.pixel_size_nm:.1f} nm/px)\ndecorrelation resolution {label}",
+                     fontsize=9)
+        ax.set_xlabel("µm")
+    if maps:
+        for column, (name, (values, pixel)) in enumerate(maps):
+            ax = axes[1, column]
+            ax.set_axis_on()
+            extent = [0, values.shape[1] * pixel / 1000, values.shape[0] * pixel / 1000, 0]
+            confidence_like = "confidence" in name or "agreement" in name
+            shown = ax.imshow(values, cmap="RdYlBu" if confidence_like else "magma", extent=extent,
+                              vmin=0 if confidence_like else None, vmax=1 if confidence_like else None)
+            if "HAWKMAN" in name:
+                ax.contour(values, levels=[0.85], colors="k", linewidths=0.6, extent=extent, origin="upper")
+            fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
+            ax.set_title(name + (" (contour: 0.85)" if "HAWKMAN" in name else ""), fontsize=9)
+    curve_row = axes[rows - 1]
+    ax = curve_row[0]
+    ax.set_axis_on()
+    for label, result in evaluation.curves.get("decorrelation", {}).items():
+        if len(result.curves):
+            envelope = np.max(result.curves, axis=0)
+            ax.plot(result.radii, envelope, label=f"{label}: max over high-pass filters")
+        if result.cutoff:
+            ax.axvline(result.cutoff, ls="--", lw=0.8, color=ax.lines[-1].get_color() if ax.lines else "k")
+    ax.set_xlabel("normalized frequency (1 = Nyquist)")
+    ax.set_ylabel("decorrelation d(r)")
+    ax.set_title("decorrelation analysis (dashed: k_c)", fontsize=9)
+    if ax.lines:
+        ax.legend(fontsize=7)
+    frc = evaluation.curves.get("frc")
+    ax = curve_row[1]
+    if frc is not None:
+        ax.set_axis_on()
+        ax.plot(frc.frequencies_per_um, frc.correlation, label="FRC")
+        ax.plot(frc.frequencies_per_um, frc.threshold_curve, ls="--", label="threshold")
+        title = f"FRC resolution {frc.resolution_nm:.0f} nm" if frc.resolution_nm else "FRC: no crossing"
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("cycles/µm")
+        ax.legend(fontsize=7)
+    shown = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None}
+    text = "\n".join(f"{k}: {v:.4g}" for k, v in shown.items())
+    free = curve_row[2] if columns > 2 else None
+    if free is not None:
+        free.text(0.0, 1.0, text, va="top", ha="left", family="monospace", fontsize=8)
+    else:
+        fig.text(0.99, 0.01, text, va="bottom", ha="right", family="monospace", fontsize=7)
+    _save(fig, path, overwrite)

@@ -1,0 +1,180 @@
+"""The evaluate job: every metric the given images allow, matched by pixel size, to metrics.json and report.png."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from microsr.errors import InputError
+from microsr.io import check_finite, read_image
+from microsr.io.atomic import atomic_write_text, check_writable
+
+#: Pixel sizes of two images agree when they differ by less than this fraction.
+PIXEL_TOLERANCE = 0.01
+
+
+@dataclass
+class Picture:
+    """One 2-D image with its pixel size (nm) and where it came from."""
+
+    name: str
+    image: np.ndarray
+    pixel_size_nm: float
+
+
+@dataclass
+class Evaluation:
+    """What :func:`evaluate` measured: numbers for metrics.json and arrays for the report."""
+
+    metrics: dict
+    pictures: dict[str, Picture]
+    maps: dict[str, tuple[np.ndarray, float]] = field(default_factory=dict)  # name -> (map, pixel nm)
+    curves: dict = field(default_factory=dict)
+
+
+def load_picture(path: str | Path, name: str, pixel_size_nm: float | None, frame: int = 0) -> Picture:
+    """A 2-D image from a file (frame ``frame`` of a stack); the flag's pixel size wins over the file's."""
+    data = read_image(path, lazy=True)
+    array = data.array
+    if array.ndim == 3:
+        if not 0 <= frame < array.shape[0]:
+            raise InputError(f"{path} has {array.shape[0]} frames; --frame {frame} is out of range")
+        array = array[frame]
+    if array.ndim != 2:
+        raise InputError(f"{path} has shape {tuple(data.array.shape)}: evaluate takes a 2-D image or a "
+                         "(T, Y, X) stack")
+    image = np.asarray(array, dtype=np.float64)
+    check_finite(image, f"{name} image {path}")
+    pixel = pixel_size_nm or data.pixel_size_nm
+    if not pixel:
+        raise InputError(f"{path} carries no pixel size: pass --{name.replace('_', '-')}-pixel-size-nm"
+                         if name != "sr" else f"{path} carries no pixel size: pass --pixel-size-nm")
+    return Picture(name, image, float(pixel))
+
+
+def match_to(picture: Picture, target_pixel_nm: float, target_shape: tuple[int, int]) -> np.ndarray:
+    """Bring ``picture`` onto a grid of ``target_pixel_nm`` covering the same field, by integer binning.
+
+    Only whole-number pixel ratios are accepted: anything else would need interpolation, which
+    changes the very resolution being measured.
+    """
+    ratio = target_pixel_nm / picture.pixel_size_nm
+    whole = round(ratio)
+    if whole < 1 or abs(ratio - whole) > PIXEL_TOLERANCE * ratio:
+        raise InputError(f"{picture.name} pixel size {picture.pixel_size_nm:g} nm is not a whole fraction of "
+                         f"{target_pixel_nm:g} nm: resample it, or fix the pixel sizes in the files")
+    image = picture.image
+    if whole > 1:
+        ny, nx = (image.shape[0] // whole) * whole, (image.shape[1] // whole) * whole
+        image = image[:ny, :nx].reshape(ny // whole, whole, nx // whole, whole).mean(axis=(1, 3))
+    if image.shape != tuple(target_shape):
+        raise InputError(f"{picture.name} covers {picture.image.shape[1] * picture.pixel_size_nm / 1000:.2f} × "
+                         f"{picture.image.shape[0] * picture.pixel_size_nm / 1000:.2f} µm but the SR image "
+                         f"{target_shape[1] * target_pixel_nm / 1000:.2f} × {target_shape[0] * target_pixel_nm / 1000:.2f}"
+                         " µm: give images of the same field of view")
+    return image
+
+
+def _finite_or_none(value):
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def evaluate(sr: Picture, *, reference: Picture | None = None, widefield: Picture | None = None,
+             frc_pair: Picture | None = None, ensemble: list[Picture] | None = None,
+             temporal_window: np.ndarray | None = None, frame_in_window: int = 0,
+             normalization: str = "percentile") -> Evaluation:
+    """Compute every metric that the given images allow.
+
+    Parameters
+    ----------
+    sr : Picture
+        The super-resolution image under test.
+    reference : Picture, optional
+        Ground truth or a trusted SR image (STORM, high-SNR SIM): fidelity metrics and HAWKMAN.
+        A finer reference is binned onto the SR grid (whole pixel ratios only).
+    widefield : Picture, optional
+        The diffraction-limited image of the same field: SQUIRREL and its own resolution.
+    frc_pair : Picture, optional
+        An independent second SR image of the same field (other noise): Fourier ring correlation.
+    ensemble : list of Picture, optional
+        Outputs of other models for the same input: the per-pixel disagreement map.
+    temporal_window : ndarray, optional
+        Up to 5 adjacent frames ``(T, Y, X)`` of the time-lapse the SR image belongs to: temporal
+        agreement, as paper 003 checks live-cell reconstructions.
+    frame_in_window : int
+        Which frame of ``temporal_window`` the SR image is.
+    normalization : str
+        How the SR image is normalized before fidelity metrics (``percentile`` or ``linear_fit``).
+    """
+    from microsr.metrics import confidence, fidelity, resolution
+
+    metrics: dict = {"sr_pixel_size_nm": sr.pixel_size_nm, "normalization": normalization}
+    result = Evaluation(metrics, {"sr": sr})
+    decorrelation = resolution.decorrelation_resolution(sr.image, sr.pixel_size_nm)
+    metrics["resolution_nm"] = _finite_or_none(decorrelation.resolution_nm)
+    result.curves["decorrelation"] = {"SR": decorrelation}
+
+    if reference is not None:
+        truth = match_to(reference, sr.pixel_size_nm, sr.image.shape)
+        result.pictures["reference"] = Picture("reference", truth, sr.pixel_size_nm)
+        metrics["psnr"] = _finite_or_none(fidelity.psnr(sr.image, truth, normalization=normalization))
+        metrics["ssim"] = _finite_or_none(fidelity.ssim(sr.image, truth, normalization=normalization))
+        metrics["ms_ssim"] = _finite_or_none(fidelity.ms_ssim(sr.image, truth, normalization=normalization))
+        metrics["nrmse"] = _finite_or_none(fidelity.nrmse(sr.image, truth, normalization=normalization))
+        metrics["pearson"] = _finite_or_none(fidelity.pearson(sr.image, truth))
+        hawkman = confidence.hawkman(sr.image, truth)
+        metrics["hawkman"] = _finite_or_none(hawkman.score)
+        result.maps["HAWKMAN confidence"] = (hawkman.confidence_map, sr.pixel_size_nm)
+        reference_decorrelation = resolution.decorrelation_resolution(truth, sr.pixel_size_nm)
+        metrics["reference_resolution_nm"] = _finite_or_none(reference_decorrelation.resolution_nm)
+        result.curves["decorrelation"]["reference"] = reference_decorrelation
+
+    if widefield is not None:
+        result.pictures["widefield"] = widefield
+        squirrel = confidence.squirrel(sr.image, widefield.image, sr_pixel_size_nm=sr.pixel_size_nm,
+                                       widefield_pixel_size_nm=widefield.pixel_size_nm)
+        metrics.update(squirrel_rse=_finite_or_none(squirrel.rse), squirrel_rsp=_finite_or_none(squirrel.rsp),
+                       squirrel_sigma_nm=_finite_or_none(squirrel.sigma_nm),
+                       widefield_pixel_size_nm=widefield.pixel_size_nm)
+        result.maps["SQUIRREL error"] = (squirrel.error_map, widefield.pixel_size_nm)
+        widefield_decorrelation = resolution.decorrelation_resolution(widefield.image, widefield.pixel_size_nm)
+        metrics["widefield_resolution_nm"] = _finite_or_none(widefield_decorrelation.resolution_nm)
+        result.curves["decorrelation"]["widefield"] = widefield_decorrelation
+
+    if frc_pair is not None:
+        second = match_to(frc_pair, sr.pixel_size_nm, sr.image.shape)
+        frc = resolution.fourier_ring_correlation(sr.image, second, sr.pixel_size_nm)
+        metrics["frc_resolution_nm"] = _finite_or_none(frc.resolution_nm)
+        result.curves["frc"] = frc
+
+    if ensemble:
+        members = [sr.image] + [match_to(p, sr.pixel_size_nm, sr.image.shape) for p in ensemble]
+        disagreement = confidence.ensemble_disagreement(members)
+        metrics["ensemble_disagreement_mean"] = _finite_or_none(np.mean(disagreement))
+        result.maps["ensemble disagreement"] = (disagreement, sr.pixel_size_nm)
+
+    if temporal_window is not None and temporal_window.shape[0] > 1:
+        agreement = confidence.temporal_agreement(temporal_window, window=5)[frame_in_window]
+        metrics["temporal_agreement_mean"] = _finite_or_none(np.mean(agreement))
+        result.maps["temporal agreement"] = (agreement, sr.pixel_size_nm)
+    return result
+
+
+def write_evaluation(result: Evaluation, outdir: str | Path, overwrite: bool = False) -> dict[str, Path]:
+    """Write ``metrics.json`` and ``report.png`` into ``outdir``."""
+    from microsr.report import evaluation_figure
+
+    outdir = Path(outdir)
+    paths = {"metrics": outdir / "metrics.json", "report": outdir / "report.png"}
+    for path in paths.values():
+        check_writable(path, overwrite)
+    atomic_write_text(paths["metrics"], json.dumps(result.metrics, indent=2) + "\n", overwrite)
+    evaluation_figure(paths["report"], result, overwrite=overwrite)
+    return paths
