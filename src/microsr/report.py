@@ -114,7 +114,8 @@ def evaluation_figure(path: str | Path, evaluation, *, overwrite: bool = True) -
     maps = list(evaluation.maps.items())
     columns = max(len(pictures), len(maps), 2)
     rows = 3 if maps else 2
-    fig, axes = plt.subplots(rows, columns, figsize=(4.3 * columns, 4.1 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.3 * columns, 4.1 * rows), squeeze=False,
+                             layout="constrained")
     for ax in axes.ravel():
         ax.set_axis_off()
     metrics = evaluation.metrics
@@ -147,15 +148,16 @@ def evaluation_figure(path: str | Path, evaluation, *, overwrite: bool = True) -
     curve_row = axes[rows - 1]
     ax = curve_row[0]
     ax.set_axis_on()
-    for label, result in evaluation.curves.get("decorrelation", {}).items():
+    for label, (result, pixel_nm) in evaluation.curves.get("decorrelation", {}).items():
+        nyquist_per_um = 1000.0 / (2 * pixel_nm)
         if len(result.curves):
             envelope = np.max(result.curves, axis=0)
-            ax.plot(result.radii, envelope, label=f"{label}: max over high-pass filters")
-        if result.cutoff:
-            ax.axvline(result.cutoff, ls="--", lw=0.8, color=ax.lines[-1].get_color() if ax.lines else "k")
-    ax.set_xlabel("normalized frequency (1 = Nyquist)")
+            line, = ax.plot(result.radii * nyquist_per_um, envelope, label=label)
+            if result.cutoff:
+                ax.axvline(result.cutoff * nyquist_per_um, ls="--", lw=0.8, color=line.get_color())
+    ax.set_xlabel("spatial frequency (cycles/µm)")
     ax.set_ylabel("decorrelation d(r)")
-    ax.set_title("decorrelation analysis (dashed: k_c)", fontsize=9)
+    ax.set_title("decorrelation, max over high-pass filters (dashed: k_c)", fontsize=9)
     if ax.lines:
         ax.legend(fontsize=7)
     frc = evaluation.curves.get("frc")

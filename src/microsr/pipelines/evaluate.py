@@ -119,7 +119,8 @@ def evaluate(sr: Picture, *, reference: Picture | None = None, widefield: Pictur
     result = Evaluation(metrics, {"sr": sr})
     decorrelation = resolution.decorrelation_resolution(sr.image, sr.pixel_size_nm)
     metrics["resolution_nm"] = _finite_or_none(decorrelation.resolution_nm)
-    result.curves["decorrelation"] = {"SR": decorrelation}
+    # Curves keep their pixel size: the report plots them on one axis of cycles/µm.
+    result.curves["decorrelation"] = {"SR": (decorrelation, sr.pixel_size_nm)}
 
     if reference is not None:
         truth = match_to(reference, sr.pixel_size_nm, sr.image.shape)
@@ -134,7 +135,7 @@ def evaluate(sr: Picture, *, reference: Picture | None = None, widefield: Pictur
         result.maps["HAWKMAN confidence"] = (hawkman.confidence_map, sr.pixel_size_nm)
         reference_decorrelation = resolution.decorrelation_resolution(truth, sr.pixel_size_nm)
         metrics["reference_resolution_nm"] = _finite_or_none(reference_decorrelation.resolution_nm)
-        result.curves["decorrelation"]["reference"] = reference_decorrelation
+        result.curves["decorrelation"]["reference"] = (reference_decorrelation, sr.pixel_size_nm)
 
     if widefield is not None:
         result.pictures["widefield"] = widefield
@@ -146,7 +147,7 @@ def evaluate(sr: Picture, *, reference: Picture | None = None, widefield: Pictur
         result.maps["SQUIRREL error"] = (squirrel.error_map, widefield.pixel_size_nm)
         widefield_decorrelation = resolution.decorrelation_resolution(widefield.image, widefield.pixel_size_nm)
         metrics["widefield_resolution_nm"] = _finite_or_none(widefield_decorrelation.resolution_nm)
-        result.curves["decorrelation"]["widefield"] = widefield_decorrelation
+        result.curves["decorrelation"]["widefield"] = (widefield_decorrelation, widefield.pixel_size_nm)
 
     if frc_pair is not None:
         second = match_to(frc_pair, sr.pixel_size_nm, sr.image.shape)

@@ -1,0 +1,531 @@
+"""Fidelity of an image against a reference (PSNR, SSIM, MS-SSIM, NRMSE, Pearson), each after explicit normalization.
+
+Every score depends on how the two images were brought onto a common intensity scale, so each function
+here normalizes explicitly and says how (``normalization=``):
+
+- ``"percentile"`` (default): each image is scaled on its own so that its ``low``-th percentile maps to
+  0 and its ``high``-th percentile to 1 (no clipping).
+- ``"linear_fit"``: the reference is percentile-normalized, then the test image is replaced by the
+  least-squares line ``a * image + b`` that best matches it, the normalization the rDL SIM authors use
+  so that a reconstruction is not penalised for an arbitrary gain and offset.
+- ``"none"``: both arrays are compared as given (the caller has already normalized them).
+
+References
+----------
+.. [1] Z. Wang, A. C. Bovik, H. R. Sheikh, E. P. Simoncelli, "Image quality assessment: from error
+       visibility to structural similarity", IEEE Trans. Image Process. 13, 600-612 (2004).
+.. [2] Z. Wang, E. P. Simoncelli, A. C. Bovik, "Multiscale structural similarity for image quality
+       assessment", Proc. 37th Asilomar Conf. Signals, Systems and Computers, 1398-1402 (2003).
+.. [3] R. Chen et al., "Single-frame deep-learning super-resolution microscopy for intracellular
+       dynamics imaging" (SFSRM), Nat. Commun. 14, 2854 (2023), Methods, "Multiscale structure
+       similarity (MS-SSIM)", eq. 13-17.
+.. [4] C. Qiao et al., "Rationalized deep learning super-resolution microscopy for sustained live
+       imaging of rapid subcellular processes", Nat. Biotechnol. 41, 367-377 (2023): the linear-fit
+       normalization before PSNR and SSIM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from skimage.metrics import normalized_root_mse, peak_signal_noise_ratio, structural_similarity
+
+from microsr.errors import InputError
+
+__all__ = ["normalize", "psnr", "ssim", "ms_ssim", "ms_ssim_torch", "nrmse", "pearson",
+           "MS_SSIM_WEIGHTS"]
+
+#: Per-scale exponents of Wang et al. 2003 [2], finest scale first, fitted to human ratings.
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+
+# K1, K2 of Wang et al. 2004 [1]: they keep the SSIM ratios finite where means or variances vanish.
+_K1, _K2 = 0.01, 0.03
+
+_METHODS = ("percentile", "linear_fit", "none")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# input checks
+
+
+def _as_image(array, name: str) -> np.ndarray:
+    image = np.asarray(array)
+    if image.ndim != 2:
+        raise InputError(f"{name} has shape {image.shape}: give a single 2-D image (height, width)")
+    if image.size == 0:
+        raise InputError(f"{name} is empty: give a 2-D image with at least one pixel")
+    if not (np.issubdtype(image.dtype, np.number) or image.dtype == bool) or np.iscomplexobj(image):
+        raise InputError(f"{name} has dtype {image.dtype}: give a real-valued numeric image")
+    image = image.astype(np.float64)
+    if not np.all(np.isfinite(image)):
+        raise InputError(f"{name} contains NaN or infinite values: mask or replace them before scoring")
+    return image
+
+
+def _as_pair(image, reference) -> tuple[np.ndarray, np.ndarray]:
+    image = _as_image(image, "image")
+    reference = _as_image(reference, "reference")
+    if image.shape != reference.shape:
+        raise InputError(f"image has shape {image.shape} but reference has shape {reference.shape}: "
+                         "crop or resample them to the same grid before scoring")
+    return image, reference
+
+
+def _check_window(win_size: int, shape: tuple[int, ...]) -> None:
+    if int(win_size) != win_size or win_size < 3 or win_size % 2 == 0:
+        raise InputError(f"win_size={win_size}: the window needs a centre pixel, give an odd integer >= 3")
+    if min(shape) < win_size:
+        raise InputError(f"image of shape {tuple(shape)} is smaller than the {win_size}-px window: "
+                         "give a larger image or a smaller win_size")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# normalization
+
+
+def normalize(image, reference=None, method: str = "percentile", low: float = 0.1,
+              high: float = 99.9) -> np.ndarray:
+    """Bring an image onto a unit intensity scale so that fidelity scores compare structure, not gain.
+
+    Parameters
+    ----------
+    image : array_like, 2-D
+        Image to normalize; any real numeric dtype.
+    reference : array_like, 2-D, optional
+        Reference image of the same shape; required for ``method="linear_fit"``, ignored otherwise.
+    method : {"percentile", "linear_fit", "none"}
+        ``"percentile"``: ``(image - p_low) / (p_high - p_low)`` with the image's own percentiles;
+        values outside the percentiles are kept (not clipped), so a few hot pixels stay visible to
+        the metrics. ``"linear_fit"``: ``a * image + b`` with ``a, b`` the least-squares fit to the
+        percentile-normalized reference (the rDL SIM authors' normalization). ``"none"``: unchanged.
+    low, high : float
+        Percentiles (0-100) mapped to 0 and 1; used by ``"percentile"`` and for the reference in
+        ``"linear_fit"``.
+
+    Returns
+    -------
+    numpy.ndarray of float64
+        The normalized image, same shape.
+
+    Raises
+    ------
+    InputError
+        Unknown method, bad percentiles, missing reference, or (``"percentile"``) an image whose two
+        percentiles coincide: a constant image has no scale to normalize.
+
+    References
+    ----------
+    .. [1] C. Qiao et al., "Rationalized deep learning super-resolution microscopy for sustained
+           live imaging of rapid subcellular processes", Nat. Biotechnol. 41, 367-377 (2023): the
+           linear-fit normalization used before computing PSNR and SSIM.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> normalize(np.array([[0.0, 5.0], [5.0, 10.0]]), low=0, high=100)
+    array([[0. , 0.5],
+           [0.5, 1. ]])
+    """
+    if method not in _METHODS:
+        raise InputError(f"unknown normalization {method!r}: use one of {', '.join(_METHODS)}")
+    if not 0.0 <= low < high <= 100.0:
+        raise InputError(f"percentiles low={low}, high={high}: need 0 <= low < high <= 100")
+    if method == "linear_fit":
+        if reference is None:
+            raise InputError("normalization 'linear_fit' needs a reference image to fit to: pass reference=")
+        image, reference = _as_pair(image, reference)
+        target = _percentile_normalize(reference, low, high, "reference")
+        return _linear_fit(image, target)
+    image = _as_image(image, "image")
+    if method == "none":
+        return image
+    return _percentile_normalize(image, low, high, "image")
+
+
+def _percentile_normalize(image: np.ndarray, low: float, high: float, name: str) -> np.ndarray:
+    p_low, p_high = np.percentile(image, [low, high])
+    if not p_high > p_low:
+        raise InputError(f"constant image: nothing to normalize ({name}'s {low}th and {high}th percentiles "
+                         f"are both {p_low:g}); pass a non-constant image or normalization='none'")
+    return (image - p_low) / (p_high - p_low)
+
+
+def _linear_fit(image: np.ndarray, target: np.ndarray) -> np.ndarray:
+    # Closed-form least squares on centred data: better conditioned than lstsq on raw camera counts.
+    image_centred = image - image.mean()
+    variance = float(np.sum(image_centred * image_centred))
+    # A constant image has no gain to fit; its best match is the reference's mean level.
+    gain = float(np.sum(image_centred * (target - target.mean()))) / variance if variance > 0 else 0.0
+    return gain * image_centred + target.mean()
+
+
+def _normalized_pair(image, reference, normalization: str) -> tuple[np.ndarray, np.ndarray]:
+    image, reference = _as_pair(image, reference)
+    if normalization not in _METHODS:
+        raise InputError(f"unknown normalization {normalization!r}: use one of {', '.join(_METHODS)}")
+    if normalization == "none":
+        return image, reference
+    return (normalize(image, reference, method=normalization),
+            normalize(reference, method="percentile"))
+
+
+def _data_range(reference: np.ndarray, data_range: float | None) -> float:
+    if data_range is None:
+        data_range = float(reference.max() - reference.min())
+        if data_range <= 0:
+            raise InputError("constant reference: its intensity range is 0, so the score is undefined; "
+                             "pass data_range= or a non-constant reference")
+    elif not np.isfinite(data_range) or data_range <= 0:
+        raise InputError(f"data_range={data_range}: give a positive, finite intensity range")
+    return float(data_range)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# scores
+
+
+def psnr(image, reference, *, normalization: str = "percentile",
+         data_range: float | None = None) -> float | None:
+    """Peak signal-to-noise ratio of ``image`` against ``reference``, in dB.
+
+    ``PSNR = 10 log10(data_range**2 / MSE)`` after normalization (see the module docstring).
+
+    Parameters
+    ----------
+    image, reference : array_like, 2-D, same shape
+        Test image and ground truth; any real numeric dtype, no NaN or inf.
+    normalization : {"percentile", "linear_fit", "none"}
+        How ``image`` is normalized; ``reference`` is percentile-normalized unless this is ``"none"``.
+    data_range : float, optional
+        Peak-to-peak intensity of the signal; default: range (max - min) of the normalized reference.
+
+    Returns
+    -------
+    float or None
+        PSNR in dB; ``None`` when the normalized images are identical (MSE 0, PSNR infinite), so
+        that averages and tables never silently absorb an ``inf``.
+
+    References
+    ----------
+    .. [1] Z. Wang, A. C. Bovik, "Mean squared error: love it or leave it?", IEEE Signal Process.
+           Mag. 26, 98-117 (2009).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> truth = np.arange(64.0).reshape(8, 8)
+    >>> psnr(truth, truth) is None
+    True
+    """
+    image, reference = _normalized_pair(image, reference, normalization)
+    data_range = _data_range(reference, data_range)
+    if np.array_equal(image, reference):
+        return None
+    return float(peak_signal_noise_ratio(reference, image, data_range=data_range))
+
+
+def ssim(image, reference, *, normalization: str = "percentile", win_size: int = 7,
+         data_range: float | None = None) -> float:
+    """Mean structural similarity (SSIM) of ``image`` against ``reference``.
+
+    Computed by :func:`skimage.metrics.structural_similarity` with its default uniform
+    ``win_size`` x ``win_size`` window and sample (N-1) covariances, ``K1 = 0.01``, ``K2 = 0.03``;
+    the border ``(win_size - 1) / 2`` pixels are left out of the mean. The uniform window (rather
+    than Wang's 11-px Gaussian) keeps SSIM meaningful on small patches; :func:`ms_ssim` uses the
+    Gaussian window of its paper.
+
+    Parameters
+    ----------
+    image, reference : array_like, 2-D, same shape
+        Test image and ground truth; any real numeric dtype, no NaN or inf.
+    normalization : {"percentile", "linear_fit", "none"}
+        How ``image`` is normalized; ``reference`` is percentile-normalized unless this is ``"none"``.
+    win_size : int
+        Side of the square window in pixels, odd, at most the image's smaller side.
+    data_range : float, optional
+        ``L`` of the constants ``C1 = (K1 L)**2``, ``C2 = (K2 L)**2``; default: range of the
+        normalized reference.
+
+    Returns
+    -------
+    float
+        Mean SSIM, 1 for identical images.
+
+    References
+    ----------
+    .. [1] Z. Wang, A. C. Bovik, H. R. Sheikh, E. P. Simoncelli, "Image quality assessment: from error
+           visibility to structural similarity", IEEE Trans. Image Process. 13, 600-612 (2004).
+    .. [2] R. Chen et al., "Single-frame deep-learning super-resolution microscopy for intracellular
+           dynamics imaging" (SFSRM), Nat. Commun. 14, 2854 (2023), Methods, eq. 13-16.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> truth = np.random.default_rng(0).random((32, 32))
+    >>> round(ssim(truth, truth), 6)
+    1.0
+    """
+    image, reference = _normalized_pair(image, reference, normalization)
+    _check_window(win_size, image.shape)
+    data_range = _data_range(reference, data_range)
+    return float(structural_similarity(reference, image, win_size=int(win_size), data_range=data_range,
+                                       K1=_K1, K2=_K2))
+
+
+def ms_ssim(image, reference, *, normalization: str = "percentile", win_size: int = 7,
+            sigma: float = 1.5, weights: Sequence[float] | None = None,
+            data_range: float | None = None) -> float:
+    """Multi-scale structural similarity (MS-SSIM) of ``image`` against ``reference``.
+
+    A NumPy front end to :func:`ms_ssim_torch` (computed in float64): see it for the algorithm,
+    including how many scales are used on small images.
+
+    Parameters
+    ----------
+    image, reference : array_like, 2-D, same shape
+        Test image and ground truth; any real numeric dtype, no NaN or inf.
+    normalization : {"percentile", "linear_fit", "none"}
+        How ``image`` is normalized; ``reference`` is percentile-normalized unless this is ``"none"``.
+    win_size : int
+        Side of the Gaussian window in pixels (odd). 7 lets a 64-px image keep 4 scales.
+    sigma : float
+        Standard deviation of the Gaussian window, pixels.
+    weights : sequence of float, optional
+        Per-scale exponents, finest first; default :data:`MS_SSIM_WEIGHTS` (Wang et al. 2003).
+    data_range : float, optional
+        ``L`` of the SSIM constants; default: range of the normalized reference.
+
+    Returns
+    -------
+    float
+        MS-SSIM, 1 for identical images, 0 when the structure is anti-correlated at some scale.
+
+    References
+    ----------
+    .. [1] Z. Wang, E. P. Simoncelli, A. C. Bovik, "Multiscale structural similarity for image quality
+           assessment", Proc. 37th Asilomar Conf. Signals, Systems and Computers, 1398-1402 (2003).
+    .. [2] R. Chen et al., "Single-frame deep-learning super-resolution microscopy for intracellular
+           dynamics imaging" (SFSRM), Nat. Commun. 14, 2854 (2023), Methods, "Multiscale structure
+           similarity (MS-SSIM)", eq. 17.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> truth = np.random.default_rng(0).random((64, 64))
+    >>> round(ms_ssim(truth, truth), 6)
+    1.0
+    """
+    image, reference = _normalized_pair(image, reference, normalization)
+    data_range = _data_range(reference, data_range)
+    x = torch.from_numpy(image)[None, None]
+    y = torch.from_numpy(reference)[None, None]
+    with torch.no_grad():
+        value = ms_ssim_torch(x, y, data_range=data_range, win_size=win_size, sigma=sigma, weights=weights)
+    return float(value)
+
+
+def ms_ssim_torch(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, win_size: int = 7,
+                  sigma: float = 1.5, weights: Sequence[float] | None = None) -> torch.Tensor:
+    """Differentiable multi-scale SSIM of two batches of images, averaged over batch and channels.
+
+    At scale ``j = 1 .. M`` the images are filtered by a separable Gaussian window (valid
+    convolution, no padding) to get local means, variances and covariance; the contrast-structure
+    term ``cs_j = mean((2 s_xy + C2) / (s_x^2 + s_y^2 + C2))`` is kept for ``j < M`` and the full SSIM
+    ``mean(l * cs)`` at ``j = M``, with ``C1 = (0.01 L)**2``, ``C2 = (0.03 L)**2``. Between scales
+    the images are 2 x 2 average-pooled (an odd trailing row or column is dropped). The result is
+    ``prod_j cs_j**w_j`` with the last factor ``SSIM_M**w_M``.
+
+    **Scales on small images.** Scale ``j`` needs an image of at least ``win_size`` pixels per side.
+    When fewer than ``len(weights)`` scales fit, only the ``M`` that fit are used and their weights
+    are rescaled to sum to 1, so the score stays on the same 0-1 scale; this is what lets 64-px
+    training patches use MS-SSIM (4 scales with a 7-px window; Wang's 11-px window on 5 scales would
+    need 176 px). With all scales fitting the weights are used as given, and the result then equals
+    ``pytorch_msssim.ms_ssim`` (even image sizes).
+
+    Negative ``cs_j`` (anti-correlated structure) are clamped to 0 before the power, as in
+    ``pytorch_msssim``: a negative number to a fractional power is not real. The clamp is written so
+    that its gradient stays finite (0) rather than NaN, which matters for the MS-SSIM-L1 loss.
+
+    Parameters
+    ----------
+    x, y : torch.Tensor, shape (N, C, H, W)
+        Batches to compare, same shape, floating point; channels are scored separately.
+    data_range : float
+        ``L``, the peak-to-peak intensity of the signal (1 for images normalized to 0-1).
+    win_size : int
+        Side of the Gaussian window in pixels, odd.
+    sigma : float
+        Standard deviation of the Gaussian window, pixels.
+    weights : sequence of float, optional
+        Per-scale exponents, finest first; default :data:`MS_SSIM_WEIGHTS`.
+
+    Returns
+    -------
+    torch.Tensor
+        0-d tensor: MS-SSIM averaged over batch and channels, differentiable in ``x`` and ``y``.
+
+    Raises
+    ------
+    InputError
+        Shapes differ or are not 4-D, the window is even, or the image is smaller than the window.
+
+    References
+    ----------
+    .. [1] Z. Wang, E. P. Simoncelli, A. C. Bovik, "Multiscale structural similarity for image quality
+           assessment", Proc. 37th Asilomar Conf. Signals, Systems and Computers, 1398-1402 (2003).
+    .. [2] R. Chen et al., "Single-frame deep-learning super-resolution microscopy for intracellular
+           dynamics imaging" (SFSRM), Nat. Commun. 14, 2854 (2023), Methods, eq. 13-17; its
+           generator loss is ``0.84 (1 - MS-SSIM) + 0.16 L1``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.rand(2, 1, 64, 64)
+    >>> round(float(ms_ssim_torch(x, x)), 5)
+    1.0
+    """
+    if x.ndim != 4 or x.shape != y.shape:
+        raise InputError(f"x has shape {tuple(x.shape)} and y has shape {tuple(y.shape)}: "
+                         "give two (N, C, H, W) batches of the same shape")
+    _check_window(win_size, tuple(x.shape[-2:]))
+    if not sigma > 0:
+        raise InputError(f"sigma={sigma}: give a positive Gaussian window width in pixels")
+    weights = MS_SSIM_WEIGHTS if weights is None else tuple(float(w) for w in weights)
+    if len(weights) == 0 or any(w < 0 for w in weights):
+        raise InputError(f"weights={weights}: give one non-negative exponent per scale")
+
+    scales = _scales_that_fit(tuple(x.shape[-2:]), win_size, len(weights))
+    exponents = x.new_tensor(weights[:scales])
+    if scales < len(weights):
+        exponents = exponents / exponents.sum()
+
+    window = _gaussian_window(win_size, sigma, x.dtype, x.device).repeat(x.shape[1], 1, 1, 1)
+    c1 = (_K1 * data_range) ** 2
+    c2 = (_K2 * data_range) ** 2
+    factors = []
+    for scale in range(scales):
+        ssim_value, cs_value = _ssim_and_cs(x, y, window, c1, c2)
+        if scale < scales - 1:
+            factors.append(cs_value)
+            x = F.avg_pool2d(x, kernel_size=2)
+            y = F.avg_pool2d(y, kernel_size=2)
+        else:
+            factors.append(ssim_value)
+    factors = torch.stack(factors, dim=0)  # (scale, N, C)
+    powered = _clamped_power(factors, exponents.view(-1, 1, 1))
+    return torch.prod(powered, dim=0).mean()
+
+
+def _scales_that_fit(shape: tuple[int, int], win_size: int, max_scales: int) -> int:
+    scales, height, width = 1, shape[0], shape[1]
+    while scales < max_scales and min(height // 2, width // 2) >= win_size:
+        height, width = height // 2, width // 2
+        scales += 1
+    return scales
+
+
+def _gaussian_window(win_size: int, sigma: float, dtype, device) -> torch.Tensor:
+    coords = torch.arange(win_size, dtype=dtype, device=device) - win_size // 2
+    profile = torch.exp(-(coords ** 2) / (2 * sigma ** 2))
+    return (profile / profile.sum())[None, None, None, :]  # (1, 1, 1, win): one row, one channel
+
+
+def _blur(image: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+    # Separable and valid: Wang's local statistics use only pixels inside the image, no padding.
+    channels = image.shape[1]
+    image = F.conv2d(image, window, groups=channels)
+    return F.conv2d(image, window.transpose(-1, -2), groups=channels)
+
+
+def _ssim_and_cs(x, y, window, c1, c2):
+    mu_x, mu_y = _blur(x, window), _blur(y, window)
+    var_x = _blur(x * x, window) - mu_x ** 2
+    var_y = _blur(y * y, window) - mu_y ** 2
+    cov_xy = _blur(x * y, window) - mu_x * mu_y
+    cs_map = (2 * cov_xy + c2) / (var_x + var_y + c2)
+    luminance_map = (2 * mu_x * mu_y + c1) / (mu_x ** 2 + mu_y ** 2 + c1)
+    return (luminance_map * cs_map).mean(dim=(-2, -1)), cs_map.mean(dim=(-2, -1))
+
+
+def _clamped_power(base: torch.Tensor, exponent: torch.Tensor) -> torch.Tensor:
+    # max(base, 0)**w has an infinite derivative at 0, and inf * 0 (the clamp's gradient) is NaN; the
+    # inner clamp keeps the unused branch finite so the gradient of a clamped factor is exactly 0.
+    positive = base > 0
+    safe = torch.where(positive, base, torch.ones_like(base))
+    return torch.where(positive, safe ** exponent, torch.zeros_like(base))
+
+
+def nrmse(image, reference, *, normalization: str = "percentile") -> float:
+    """Root-mean-square error of ``image`` against ``reference``, divided by the reference's range.
+
+    ``NRMSE = sqrt(mean((image - reference)**2)) / (max(reference) - min(reference))`` after
+    normalization (see the module docstring); with percentile normalization the denominator is
+    about 1 plus the reference's tails beyond its percentiles.
+
+    Parameters
+    ----------
+    image, reference : array_like, 2-D, same shape
+        Test image and ground truth; any real numeric dtype, no NaN or inf.
+    normalization : {"percentile", "linear_fit", "none"}
+        How ``image`` is normalized; ``reference`` is percentile-normalized unless this is ``"none"``.
+
+    Returns
+    -------
+    float
+        NRMSE, 0 for identical images.
+
+    References
+    ----------
+    .. [1] J. R. Fienup, "Invariant error metrics for image reconstruction", Appl. Opt. 36,
+           8352-8357 (1997).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> truth = np.arange(64.0).reshape(8, 8)
+    >>> nrmse(truth, truth)
+    0.0
+    """
+    image, reference = _normalized_pair(image, reference, normalization)
+    _data_range(reference, None)
+    return float(normalized_root_mse(reference, image, normalization="min-max"))
+
+
+def pearson(image, reference) -> float | None:
+    """Pearson correlation coefficient of the pixel values of ``image`` and ``reference``.
+
+    Invariant to gain and offset of either image, so no normalization is applied.
+
+    Parameters
+    ----------
+    image, reference : array_like, 2-D, same shape
+        Test image and ground truth; any real numeric dtype, no NaN or inf.
+
+    Returns
+    -------
+    float or None
+        Correlation in [-1, 1]; ``None`` when either image is constant (zero variance: the
+        correlation is undefined).
+
+    References
+    ----------
+    .. [1] K. Pearson, "Notes on regression and inheritance in the case of two parents",
+           Proc. R. Soc. Lond. 58, 240-242 (1895).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> truth = np.arange(64.0).reshape(8, 8)
+    >>> round(pearson(3 * truth + 7, truth), 12)
+    1.0
+    """
+    image, reference = _as_pair(image, reference)
+    image = image - image.mean()
+    reference = reference - reference.mean()
+    norm = np.sqrt(np.sum(image * image) * np.sum(reference * reference))
+    if norm == 0:
+        return None
+    return float(np.clip(np.sum(image * reference) / norm, -1.0, 1.0))
