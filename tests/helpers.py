@@ -1,6 +1,7 @@
 """Test helpers: simulated acquisitions with known truth (cached: ~1 s each) and shared data paths."""
 
 import functools
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,3 +29,20 @@ def shared_otf_path(name="TIRF488_cam1_0_z30_OTF2d.mrc"):
         if candidate.exists():
             return candidate
     pytest.skip("the shared measured OTF files are not beside this checkout")
+
+
+def run_cli(argv, capsys):
+    """Run ``microsr argv`` in this process; returns (exit code, stdout, stderr)."""
+    from microsr.cli import main
+
+    old = sys.argv
+    sys.argv = ["microsr", *map(str, argv)]
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    finally:
+        sys.argv = old
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

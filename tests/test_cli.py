@@ -1,28 +1,16 @@
 """The command line: the SIM chain end to end on files, and one clear line for every user error."""
 
 import json
-import sys
-
 import numpy as np
 import pytest
+from helpers import run_cli
 
 from microsr.cli import main
 from microsr.io import read_image, write_image
 
 
 def run(argv, capsys):
-    """Run ``microsr argv``; returns (exit code, stdout, stderr)."""
-    old = sys.argv
-    sys.argv = ["microsr", *map(str, argv)]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    finally:
-        sys.argv = old
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return run_cli(argv, capsys)
 
 
 @pytest.fixture(scope="module")

@@ -5,23 +5,14 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import run_cli
 
 from microsr.cli import main
 from microsr.io import write_image
 
 
 def run(argv, capsys):
-    old = sys.argv
-    sys.argv = ["microsr", *map(str, argv)]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    finally:
-        sys.argv = old
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return run_cli(argv, capsys)
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from scipy import ndimage, optimize
 from skimage.morphology import skeletonize
 
 from microsr.errors import InputError
+from microsr.metrics.checks import as_image
 
 __all__ = [
     "HawkmanResult",
@@ -74,19 +75,6 @@ class SquirrelResult:
     sigma_nm: float
     alpha: float
     beta: float
-
-
-def _as_image(image, name, ndim=2):
-    """A finite float64 array of ``ndim`` dimensions, or an InputError naming ``name``."""
-    array = np.asarray(image, dtype=np.float64)
-    if array.ndim != ndim:
-        raise InputError(f"{name} must be a {ndim}-D array, got shape {array.shape}; "
-                         f"pass a single {'image' if ndim == 2 else 'stack'}")
-    if array.size == 0:
-        raise InputError(f"{name} is empty; pass an image with pixels")
-    if not np.all(np.isfinite(array)):
-        raise InputError(f"{name} contains NaN or infinite values; replace them before measuring")
-    return array
 
 
 def _require_not_constant(array, name):
@@ -209,8 +197,8 @@ def hawkman(test, reference, *, max_scale_px=10, threshold=0.85, min_scale_px=1)
     >>> round(hawkman(image, image).score, 6)
     1.0
     """
-    test = _as_image(test, "test image")
-    reference = _as_image(reference, "reference image")
+    test = as_image(test, "test image")
+    reference = as_image(reference, "reference image")
     if test.shape != reference.shape:
         raise InputError(f"test image {test.shape} and reference {reference.shape} differ in shape; "
                          "register them onto the same pixel grid first")
@@ -308,8 +296,8 @@ def squirrel(sr, widefield, *, sr_pixel_size_nm, widefield_pixel_size_nm):
     >>> round(result.sigma_nm)
     100
     """
-    sr = _as_image(sr, "SR image")
-    widefield = _as_image(widefield, "widefield image")
+    sr = as_image(sr, "SR image")
+    widefield = as_image(widefield, "widefield image")
     if not (sr_pixel_size_nm > 0 and widefield_pixel_size_nm > 0):
         raise InputError("pixel sizes must be positive numbers of nm; pass the calibrated sizes")
     ratio = widefield_pixel_size_nm / sr_pixel_size_nm
@@ -379,7 +367,7 @@ def ensemble_disagreement(images):
     >>> float(ensemble_disagreement([image, image]).max())
     0.0
     """
-    arrays = [_as_image(image, f"ensemble image {index}") for index, image in enumerate(images)]
+    arrays = [as_image(image, f"ensemble image {index}") for index, image in enumerate(images)]
     if len(arrays) < 2:
         raise InputError(f"ensemble disagreement needs at least 2 images, got {len(arrays)}")
     shapes = {array.shape for array in arrays}
@@ -426,7 +414,7 @@ def temporal_agreement(stack, window=5):
     >>> float(temporal_agreement(static).min())
     1.0
     """
-    stack = _as_image(stack, "stack", ndim=3)
+    stack = as_image(stack, "stack", ndim=3)
     if stack.shape[0] < 2:
         raise InputError(f"temporal agreement needs at least 2 frames, got {stack.shape[0]}; "
                          "pass a time series (T, Y, X)")

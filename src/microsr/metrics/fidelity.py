@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from skimage.metrics import normalized_root_mse, peak_signal_noise_ratio, structural_similarity
 
 from microsr.errors import InputError
+from microsr.metrics.checks import as_image
 
 __all__ = ["normalize", "psnr", "ssim", "ms_ssim", "ms_ssim_torch", "nrmse", "pearson",
            "MS_SSIM_WEIGHTS"]
@@ -51,23 +52,9 @@ _METHODS = ("percentile", "linear_fit", "none")
 # input checks
 
 
-def _as_image(array, name: str) -> np.ndarray:
-    image = np.asarray(array)
-    if image.ndim != 2:
-        raise InputError(f"{name} has shape {image.shape}: give a single 2-D image (height, width)")
-    if image.size == 0:
-        raise InputError(f"{name} is empty: give a 2-D image with at least one pixel")
-    if not (np.issubdtype(image.dtype, np.number) or image.dtype == bool) or np.iscomplexobj(image):
-        raise InputError(f"{name} has dtype {image.dtype}: give a real-valued numeric image")
-    image = image.astype(np.float64)
-    if not np.all(np.isfinite(image)):
-        raise InputError(f"{name} contains NaN or infinite values: mask or replace them before scoring")
-    return image
-
-
 def _as_pair(image, reference) -> tuple[np.ndarray, np.ndarray]:
-    image = _as_image(image, "image")
-    reference = _as_image(reference, "reference")
+    image = as_image(image, "image")
+    reference = as_image(reference, "reference")
     if image.shape != reference.shape:
         raise InputError(f"image has shape {image.shape} but reference has shape {reference.shape}: "
                          "crop or resample them to the same grid before scoring")
@@ -139,7 +126,7 @@ def normalize(image, reference=None, method: str = "percentile", low: float = 0.
         image, reference = _as_pair(image, reference)
         target = _percentile_normalize(reference, low, high, "reference")
         return _linear_fit(image, target)
-    image = _as_image(image, "image")
+    image = as_image(image, "image")
     if method == "none":
         return image
     return _percentile_normalize(image, low, high, "image")

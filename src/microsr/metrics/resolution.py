@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from microsr.errors import InputError
+from microsr.metrics.checks import as_image
 
 __all__ = [
     "DecorrelationResult",
@@ -190,7 +191,7 @@ def decorrelation_resolution(image: np.ndarray, pixel_size_nm: float, *, n_radii
     >>> 80.0 < result.resolution_nm < 160.0
     True
     """
-    data = _checked_image(image, "image")
+    data = as_image(image, "image", min_size_px=_MIN_SIZE_PX)
     pixel_size_nm = _checked_pixel_size(pixel_size_nm)
     if int(n_radii) < 10:
         raise InputError(f"n_radii is {n_radii}; use at least 10 radii to sample the decorrelation curve")
@@ -305,8 +306,8 @@ def fourier_ring_correlation(image1: np.ndarray, image2: np.ndarray, pixel_size_
     >>> frc.resolution_nm is not None
     True
     """
-    first = _checked_image(image1, "image1")
-    second = _checked_image(image2, "image2")
+    first = as_image(image1, "image1", min_size_px=_MIN_SIZE_PX)
+    second = as_image(image2, "image2", min_size_px=_MIN_SIZE_PX)
     if first.shape != second.shape:
         raise InputError(f"image1 is {first.shape[0]}×{first.shape[1]} px but image2 is "
                          f"{second.shape[0]}×{second.shape[1]} px; pass two images of the same field and size")
@@ -479,21 +480,6 @@ def _apodize(centred: np.ndarray, edge_px: int = _APODIZATION_EDGE_PX) -> np.nda
         return profile
 
     return centred * edge_profile(centred.shape[0])[:, None] * edge_profile(centred.shape[1])[None, :]
-
-
-def _checked_image(image: np.ndarray, name: str) -> np.ndarray:
-    array = np.asarray(image)
-    if array.ndim != 2:
-        raise InputError(f"{name} has {array.ndim} dimensions; pass a single 2-D image (one frame, one channel)")
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool) or np.iscomplexobj(array):
-        raise InputError(f"{name} has dtype {array.dtype}; pass a real-valued numeric image")
-    if min(array.shape) < _MIN_SIZE_PX:
-        raise InputError(f"{name} is {array.shape[0]}×{array.shape[1]} px; resolution needs at least "
-                         f"{_MIN_SIZE_PX}×{_MIN_SIZE_PX} px, use a larger field of view")
-    array = array.astype(np.float64)
-    if not np.all(np.isfinite(array)):
-        raise InputError(f"{name} contains NaN or infinite values; replace them (e.g. with the background) first")
-    return array
 
 
 def _checked_pixel_size(pixel_size_nm: float) -> float:

@@ -5,19 +5,9 @@ from scipy import ndimage
 from skimage.filters import threshold_otsu
 
 from microsr.errors import InputError
+from microsr.metrics.checks import as_image
 
 __all__ = ["signal_density", "signal_to_noise"]
-
-
-def _as_image(image, name):
-    array = np.asarray(image, dtype=np.float64)
-    if array.ndim != 2:
-        raise InputError(f"{name} must be a 2-D image, got shape {array.shape}; pass a single frame")
-    if array.size == 0:
-        raise InputError(f"{name} is empty; pass an image with pixels")
-    if not np.all(np.isfinite(array)):
-        raise InputError(f"{name} contains NaN or infinite values; replace them before measuring")
-    return array
 
 
 def signal_density(ground_truth, *, threshold=None):
@@ -52,7 +42,7 @@ def signal_density(ground_truth, *, threshold=None):
     >>> signal_density(image)
     0.5
     """
-    ground_truth = _as_image(ground_truth, "ground truth")
+    ground_truth = as_image(ground_truth, "ground truth")
     if threshold is None:
         if np.ptp(ground_truth) == 0:
             raise InputError("ground truth is constant, so signal and background cannot be told apart; "
@@ -101,7 +91,7 @@ def signal_to_noise(image, *, background=None, signal_mask=None):
     >>> 9.0 < snr < 10.5
     True
     """
-    image = _as_image(image, "image")
+    image = as_image(image, "image")
     if signal_mask is None:
         smoothed = ndimage.gaussian_filter(image, 1.0)
         if np.ptp(smoothed) == 0:
