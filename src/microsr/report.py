@@ -178,3 +178,28 @@ def evaluation_figure(path: str | Path, evaluation, *, overwrite: bool = True) -
     else:
         fig.text(0.99, 0.01, text, va="bottom", ha="right", family="monospace", fontsize=7)
     _save(fig, path, overwrite)
+
+
+def training_figure(losses_csv: str | Path, path: str | Path, *, overwrite: bool = True) -> None:
+    """Training losses (log scale) and validation MS-SSIM / PSNR against iterations."""
+    import csv
+
+    plt = _pyplot()
+    series: dict[str, list[tuple[int, float]]] = {}
+    with open(losses_csv) as handle:
+        for row in csv.DictReader(handle):
+            series.setdefault(row["term"], []).append((int(row["iteration"]), float(row["value"])))
+    fig, (losses, validation) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    for name, points in series.items():
+        steps, values = zip(*sorted(points))
+        target = validation if name.startswith("val_") else losses
+        target.plot(steps, values, label=name, marker="o" if name.startswith("val_") else None, ms=3)
+    losses.set_yscale("log")
+    losses.set_xlabel("iteration")
+    losses.set_title("training losses")
+    losses.legend(fontsize=8)
+    validation.set_xlabel("iteration")
+    validation.set_title("validation (held-out simulated pairs)")
+    if validation.lines:
+        validation.legend(fontsize=8)
+    _save(fig, path, overwrite)

@@ -18,10 +18,18 @@ def check_writable(path: str | Path, overwrite: bool) -> Path:
     return path
 
 
+def ordinary_permissions(path: str | Path, directory: bool = False) -> None:
+    """Give a temporary file the permissions a plain ``open`` would (mkstemp makes them owner-only)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if directory else 0o666) & ~umask)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes, overwrite: bool = True) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and an atomic rename."""
     path = check_writable(path, overwrite)
     handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    ordinary_permissions(temp)
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data)

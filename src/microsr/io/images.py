@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from microsr.errors import InputError
-from microsr.io.atomic import check_writable
+from microsr.io.atomic import check_writable, ordinary_permissions
 
 SUPPORTED = "TIFF/OME-TIFF (.tif, .tiff, .ome.tif), MRC (.mrc), Zarr (.zarr) or NumPy (.npy)"
 FORMAT_NAMES = {"tiff": "TIFF", "mrc": "MRC", "zarr": "Zarr", "npy": "NumPy"}
@@ -234,9 +234,12 @@ def temporary_sibling(path: Path, directory: bool = False) -> Path:
     Being on the same file system as the target makes the final :func:`move_into_place` atomic.
     """
     if directory:
-        return Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+        folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+        ordinary_permissions(folder, directory=True)
+        return folder
     handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     os.close(handle)
+    ordinary_permissions(name)
     return Path(name)
 
 

@@ -1,0 +1,1 @@
+"""Training: pydantic configs, patch datasets, Lightning modules, checkpointed runs."""

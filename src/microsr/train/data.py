@@ -1,0 +1,115 @@
+"""Training patches for SFSRM: drawn on the fly from the simulator, or cut from folders of registered TIFF pairs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset
+
+from microsr.errors import InputError
+from microsr.train.config import DataConfig
+
+#: A high-SNR twin of each noisy simulated input: the denoiser's (SEN's) target.
+CLEAN_SNR = 200.0
+
+
+def normalize_input(image: np.ndarray, low: float = 0.1, high: float = 99.9) -> np.ndarray:
+    """Percentile min–max normalization used for every network input, in training and prediction alike."""
+    lo, hi = np.percentile(image, [low, high])
+    return ((image - lo) / max(hi - lo, 1e-6)).astype(np.float32)
+
+
+def simulated_pair(config: DataConfig, scale: int, network: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """One (input, target) pair: SEN maps noisy LR to clean LR, SRN maps LR to HR (``scale``×)."""
+    from microsr.synthetic import training_pair
+
+    rng = np.random.default_rng(seed)
+    snr = float(np.exp(rng.uniform(np.log(config.snr[0]), np.log(config.snr[1]))))
+    common = dict(kind=config.kind, scale=max(scale, 1), lr_patch_px=config.lr_patch_px,
+                  lr_pixel_nm=config.lr_pixel_nm, fwhm_nm=config.fwhm_nm, density=config.density, seed=seed)
+    low, high = training_pair(snr=snr, **common)
+    if network == "sen":
+        clean, _ = training_pair(snr=CLEAN_SNR, **common)
+        return normalize_input(low), normalize_input(clean)
+    return normalize_input(low), high.astype(np.float32)
+
+
+class SimulatorPatches(IterableDataset):
+    """An endless stream of simulated pairs; every worker and every run start draws its own seeds."""
+
+    def __init__(self, config: DataConfig, scale: int, network: str, seed_offset: int = 0):
+        self.config = config
+        self.scale = scale
+        self.network = network
+        self.seed_offset = seed_offset
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        worker = info.id if info else 0
+        workers = info.num_workers if info else 1
+        index = worker
+        while True:
+            seed = self.config.seed * 1_000_003 + self.seed_offset * 7919 + index
+            lr, target = simulated_pair(self.config, self.scale, self.network, seed)
+            yield torch.from_numpy(lr)[None], torch.from_numpy(target)[None]
+            index += workers
+
+
+class FolderPatches(IterableDataset):
+    """Random patches from registered pairs: ``lr_dir/NAME`` and ``hr_dir/NAME`` (HR = scale × LR)."""
+
+    def __init__(self, config: DataConfig, scale: int, seed_offset: int = 0):
+        from microsr.io import read_image
+
+        folder = config.folder
+        names = sorted(p.name for p in Path(folder.lr_dir).glob("*.tif*"))
+        if not names:
+            raise InputError(f"no TIFF files in {folder.lr_dir}: put the low-resolution images there")
+        self.pairs = []
+        for name in names:
+            hr_path = Path(folder.hr_dir) / name
+            if not hr_path.exists():
+                raise InputError(f"{name} is in {folder.lr_dir} but not in {folder.hr_dir}: pairs need the same name")
+            lr = np.asarray(read_image(Path(folder.lr_dir) / name).array, dtype=np.float32)
+            hr = np.asarray(read_image(hr_path).array, dtype=np.float32)
+            if lr.ndim != 2 or hr.shape != (lr.shape[0] * scale, lr.shape[1] * scale):
+                raise InputError(f"{name}: LR {lr.shape} and HR {hr.shape} are not a 2-D pair with HR = "
+                                 f"{scale} × LR")
+            if min(lr.shape) < config.lr_patch_px:
+                raise InputError(f"{name}: LR {lr.shape} is smaller than data.lr_patch_px {config.lr_patch_px}")
+            self.pairs.append((normalize_input(lr), normalize_input(hr)))
+        self.config = config
+        self.scale = scale
+        self.seed_offset = seed_offset
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        rng = np.random.default_rng((self.config.seed, self.seed_offset, info.id if info else 0))
+        size = self.config.lr_patch_px
+        while True:
+            lr, hr = self.pairs[rng.integers(len(self.pairs))]
+            y = int(rng.integers(lr.shape[0] - size + 1))
+            x = int(rng.integers(lr.shape[1] - size + 1))
+            s = self.scale
+            lr_patch = lr[y:y + size, x:x + size]
+            hr_patch = hr[y * s:(y + size) * s, x * s:(x + size) * s]
+            flips = rng.integers(0, 2, size=2)
+            rotations = int(rng.integers(4))
+            if flips[0]:
+                lr_patch, hr_patch = lr_patch[::-1], hr_patch[::-1]
+            lr_patch, hr_patch = np.rot90(lr_patch, rotations), np.rot90(hr_patch, rotations)
+            yield (torch.from_numpy(np.ascontiguousarray(lr_patch))[None],
+                   torch.from_numpy(np.ascontiguousarray(hr_patch))[None])
+
+
+def validation_pairs(config: DataConfig, scale: int, network: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed validation batch from seeds the training stream never draws."""
+    if config.source == "folder":
+        stream = iter(FolderPatches(config, scale, seed_offset=999_983))
+        pairs = [next(stream) for _ in range(config.validation_pairs)]
+        return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+    pairs = [simulated_pair(config, scale, network, seed=-(i + 1) % (2**31)) for i in range(config.validation_pairs)]
+    return (torch.from_numpy(np.stack([p[0] for p in pairs]))[:, None],
+            torch.from_numpy(np.stack([p[1] for p in pairs]))[:, None])

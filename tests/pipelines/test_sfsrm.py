@@ -1,0 +1,87 @@
+"""SFSRM prediction: a model folder, tiled prediction on any size, stacks, and clear errors."""
+
+import numpy as np
+import pytest
+import torch
+from helpers import run_cli
+
+from microsr.errors import InputError
+from microsr.io import read_image, write_image
+from microsr.nets import RRDBNet
+from microsr.pipelines.sfsrm import SFSRM
+from microsr.train.run import MODEL_FORMAT
+
+
+def save_network(path, network, scale, seed):
+    torch.manual_seed(seed)
+    generator = RRDBNet(1 if network == "sen" else 2, 1, 8, 1, 4, scale)
+    torch.save({"format": MODEL_FORMAT, "network": network,
+                "model": {"features": 8, "blocks": 1, "growth": 4, "scale": scale},
+                "lr_pixel_nm": 100.0, "fwhm_nm": 200.0, "pre_upsample": 1.0, "iterations": 0,
+                "validation": {}, "state_dict": generator.state_dict()}, path)
+
+
+@pytest.fixture
+def model_folder(tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    save_network(folder / "sen.pt", "sen", 1, 0)
+    save_network(folder / "srn.pt", "srn", 4, 1)
+    return folder
+
+
+def test_predict_gives_four_times_the_grid(model_folder):
+    model = SFSRM.from_pretrained(model_folder, device="cpu")
+    frame = np.random.default_rng(0).poisson(20, (40, 52)).astype(np.float32)
+    result = model.predict(frame, pixel_size_nm=100)
+    assert result.sr.shape == (160, 208) and result.pixel_size_nm == pytest.approx(25)
+    assert np.all(np.isfinite(result.sr))
+
+
+def test_tiles_do_not_change_the_result(model_folder):
+    model = SFSRM.from_pretrained(model_folder, device="cpu")
+    frame = np.random.default_rng(1).poisson(20, (150, 170)).astype(np.float32)
+    whole = model.predict(frame, tile_px=512).sr
+    receptive = model.srn.receptive_field_px
+    tiled = model.predict(frame, tile_px=2 * receptive + 16, overlap_px=receptive).sr
+    assert np.max(np.abs(whole - tiled)) <= 1e-3 * (whole.max() - whole.min())
+
+
+def test_bad_inputs(model_folder, tmp_path):
+    model = SFSRM.from_pretrained(model_folder, device="cpu")
+    with pytest.raises(InputError, match="RGB"):
+        model.predict(np.zeros((32, 32, 3), np.float32))
+    with pytest.raises(InputError, match="2-D frame"):
+        model.predict(np.zeros((2, 32, 32, 2), np.float32))
+    with pytest.raises(InputError, match="trained at 100 nm"):
+        model.predict(np.ones((32, 32), np.float32), pixel_size_nm=65)
+    nan = np.ones((32, 32), np.float32)
+    nan[0, 0] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        model.predict(nan)
+    (tmp_path / "corrupt").mkdir()
+    (tmp_path / "corrupt" / "srn.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="corrupt"):
+        SFSRM.from_pretrained(tmp_path / "corrupt")
+    with pytest.raises(InputError, match="no model"):
+        SFSRM.from_pretrained("no-such-model")
+
+
+def test_cli_predicts_frames_and_movies(model_folder, tmp_path, capsys):
+    movie = np.random.default_rng(2).poisson(20, (3, 32, 32)).astype(np.float32)
+    write_image(tmp_path / "movie.tif", movie, pixel_size_nm=100, axes="TYX")
+    code, out, err = run_cli(["sfsrm", "predict", tmp_path / "movie.tif", "-o", tmp_path / "sr.zarr",
+                              "--model", model_folder, "--confidence", tmp_path / "agree.zarr"], capsys)
+    assert code == 0, err
+    sr = read_image(tmp_path / "sr.zarr")
+    assert sr.array.shape == (3, 128, 128) and sr.pixel_size_nm == pytest.approx(25)
+    assert read_image(tmp_path / "agree.zarr").array.shape == (3, 128, 128)
+    write_image(tmp_path / "frame.tif", movie[0], pixel_size_nm=100)
+    code, out, err = run_cli(["sfsrm", "predict", tmp_path / "frame.tif", "-o", tmp_path / "sr.tif",
+                              "--model", model_folder, "--ensemble", str(model_folder),
+                              "--confidence", tmp_path / "spread.tif"], capsys)
+    assert code == 0, err
+    assert read_image(tmp_path / "spread.tif").array.max() == pytest.approx(0, abs=1e-6)  # same model twice
+    code, _, err = run_cli(["sfsrm", "predict", tmp_path / "frame.tif", "-o", tmp_path / "o.tif",
+                            "--model", model_folder, "--pixel-size-nm", "160"], capsys)
+    assert code == 2 and "trained at 100 nm" in err
