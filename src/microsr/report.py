@@ -190,16 +190,50 @@ def training_figure(losses_csv: str | Path, path: str | Path, *, overwrite: bool
         for row in csv.DictReader(handle):
             series.setdefault(row["term"], []).append((int(row["iteration"]), float(row["value"])))
     fig, (losses, validation) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    psnr_axis = validation.twinx()  # MS-SSIM (0–1) and PSNR (dB) need their own scales
     for name, points in series.items():
         steps, values = zip(*sorted(points))
-        target = validation if name.startswith("val_") else losses
-        target.plot(steps, values, label=name, marker="o" if name.startswith("val_") else None, ms=3)
+        if name == "val_psnr":
+            psnr_axis.plot(steps, values, label="PSNR (dB, right)", marker="s", ms=3, color="tab:orange")
+        elif name.startswith("val_"):
+            validation.plot(steps, values, label="MS-SSIM (left)", marker="o", ms=3, color="tab:blue")
+        else:
+            losses.plot(steps, values, label=name)
     losses.set_yscale("log")
     losses.set_xlabel("iteration")
     losses.set_title("training losses")
     losses.legend(fontsize=8)
     validation.set_xlabel("iteration")
     validation.set_title("validation (held-out simulated pairs)")
-    if validation.lines:
-        validation.legend(fontsize=8)
+    validation.set_ylabel("MS-SSIM")
+    psnr_axis.set_ylabel("PSNR (dB)")
+    if validation.lines or psnr_axis.lines:
+        validation.legend(validation.lines + psnr_axis.lines,
+                          [line.get_label() for line in validation.lines + psnr_axis.lines], fontsize=8)
+    _save(fig, path, overwrite)
+
+
+def sfsrm_figure(path: str | Path, panels: list[tuple[str, np.ndarray, float]],
+                 confidence: tuple[str, np.ndarray, float] | None = None, *, title: str = "",
+                 overwrite: bool = True) -> None:
+    """Images (name, image, pixel nm) side by side at one physical scale, and a quality map with a colour bar."""
+    plt = _pyplot()
+    count = len(panels) + (1 if confidence is not None else 0)
+    fig, axes = plt.subplots(1, count, figsize=(3.8 * count, 4.0), layout="constrained", squeeze=False)
+    for ax, (name, image, pixel) in zip(axes[0], panels):
+        extent = [0, image.shape[1] * pixel / 1000, image.shape[0] * pixel / 1000, 0]
+        low, high = _display_range(image)
+        ax.imshow(image, cmap="gray", vmin=low, vmax=high, extent=extent)
+        ax.set_title(f"{name} ({pixel:g} nm/px)", fontsize=9)
+        ax.set_xlabel("µm")
+    if confidence is not None:
+        name, values, pixel = confidence
+        ax = axes[0, -1]
+        extent = [0, values.shape[1] * pixel / 1000, values.shape[0] * pixel / 1000, 0]
+        shown = ax.imshow(values, cmap="magma", extent=extent)
+        fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("µm")
+    if title:
+        fig.suptitle(title, fontsize=10)
     _save(fig, path, overwrite)

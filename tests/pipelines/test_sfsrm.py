@@ -85,3 +85,10 @@ def test_cli_predicts_frames_and_movies(model_folder, tmp_path, capsys):
     code, _, err = run_cli(["sfsrm", "predict", tmp_path / "frame.tif", "-o", tmp_path / "o.tif",
                             "--model", model_folder, "--pixel-size-nm", "160"], capsys)
     assert code == 2 and "trained at 100 nm" in err
+
+
+def test_demo_figure_with_a_model_folder(model_folder, tmp_path):
+    from microsr.pipelines.demo import run_sfsrm_demo
+
+    lines = run_sfsrm_demo(tmp_path, model_name=str(model_folder), size_px=32)
+    assert "MS-SSIM" in lines[0] and (tmp_path / "sfsrm.png").stat().st_size > 10_000
