@@ -134,3 +134,13 @@ def test_missing_pixel_size(tmp_path, capsys):
 def test_usage_errors_exit_2_without_traceback(capsys):
     code, _, err = run(["sim", "reconstruct", "x.tif", "-o", "y.tif", "--wiener", "abc"], capsys)
     assert code == 2 and "--wiener" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("kind", ["filaments", "line-pairs", "dot-pairs", "rings"])
+def test_simulate_sfsrm_specimens(kind, tmp_path, capsys):
+    code, _, err = run(["simulate", kind, tmp_path / kind, "--field-um", "3", "--snr", "10", "--count", "3"], capsys)
+    assert code == 0, err
+    truth = json.loads((tmp_path / kind / "truth.json").read_text())
+    assert truth["kind"] == kind and (kind == "filaments" or truth["structures"])
+    assert read_image(tmp_path / kind / "widefield.tif").array.shape == (30, 30)
+    assert read_image(tmp_path / kind / "ground_truth.tif").pixel_size_nm == pytest.approx(10)
