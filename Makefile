@@ -26,6 +26,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/sim_reconstruct.py
 	$(PY) bench/metrics.py
+	$(PY) bench/sfsrm_inference.py --sizes 256 512 --paper-sizes 256
 
 clean:
 	rm -rf $(VENV) demo_out bench_out .pytest_cache
