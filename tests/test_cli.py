@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 from helpers import run_cli
 
-from microsr.cli import main
 from microsr.io import read_image, write_image
 
 

@@ -8,14 +8,13 @@ Wiener filter ``Σ_j H_j* D_j / (Σ_j |H_j|² + w²)`` times an apodization to t
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from microsr.errors import InputError
-from microsr.optics import OTF, circular_pupil_otf_profile, frequency_grid
+from microsr.optics import OTF, circular_pupil_otf_profile
 from microsr.sim.estimate import edge_taper
 from microsr.sim.parameters import SIMParameters
 
@@ -121,7 +120,7 @@ class WienerReconstructor:
             raise InputError(f"unknown apodization {settings.apodization!r}: use one of "
                              f"{', '.join(APODIZATIONS)}")
         ny, nx = self.shape
-        angles, phases = params.angles, params.phases
+        angles = params.angles
         pixel_um = pixel_size_nm / 1000.0
 
         separation = np.stack([band_separation_matrix(o.phases_rad) for o in params.orientations])
