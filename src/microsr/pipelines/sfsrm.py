@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -178,7 +179,7 @@ def predict_stack(model: SFSRM, stack, output: str | Path, *, pixel_size_nm: flo
     agreement = (StackWriter(agreement_output, shape, "float32", pixel_size_nm=sr_pixel, axes="TYX",
                              overwrite=overwrite) if agreement_output else None)
     recent: list[np.ndarray] = []
-    with writer, (agreement or _Nothing()):
+    with writer, (agreement or nullcontext()):
         for t in tqdm(range(count), unit="frame", desc="SFSRM", disable=not progress):
             sr = first if t == 0 else model.predict(np.asarray(stack[t]), pixel_size_nm=pixel_size_nm, **kwargs).sr
             writer.write(sr[None])
@@ -189,13 +190,5 @@ def predict_stack(model: SFSRM, stack, output: str | Path, *, pixel_size_nm: flo
                 else:
                     agreement.write(np.ones_like(sr)[None])
     return {"output": str(output), "frames": count, "sr_pixel_size_nm": sr_pixel}
-
-
-class _Nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 

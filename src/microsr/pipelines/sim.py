@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,27 +132,17 @@ def reconstruct_stack(stack, params: SIMParameters, pixel_size_nm: float, otf: O
     sr_writer = StackWriter(output, (count, 2 * ny, 2 * nx), "float32",
                             pixel_size_nm=recon.output_pixel_size_nm, axes="TYX", overwrite=overwrite)
     wf_writer = (StackWriter(widefield_output, (count, ny, nx), "float32", pixel_size_nm=pixel_size_nm,
-                             axes="TYX", overwrite=overwrite) if widefield_output else _NullWriter())
-    with sr_writer, wf_writer:
+                             axes="TYX", overwrite=overwrite) if widefield_output else None)
+    with sr_writer, (wf_writer or nullcontext()):
         bar = tqdm(total=count, unit="frame set", desc="SIM reconstruction", disable=not progress)
         for start in range(0, count, batch_size):
             block = np.stack([_time_point(stack, t) for t in range(start, min(count, start + batch_size))])
             sr_writer.write(recon(block).cpu().numpy())
-            wf_writer.write(recon.widefield(block).cpu().numpy())
+            if wf_writer is not None:
+                wf_writer.write(recon.widefield(block).cpu().numpy())
             bar.update(len(block))
         bar.close()
     return summary
-
-
-class _NullWriter:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def write(self, block):
-        pass
 
 
 def parse_prior(angles_deg: str | None, spacing_nm: float | None, window_deg: float,
