@@ -15,11 +15,11 @@ import statistics
 
 import numpy as np
 import torch
-from scipy import ndimage
 from skimage.restoration import richardson_lucy
 
 from microsr.metrics.fidelity import ms_ssim, psnr
 from microsr.pipelines.sfsrm import SFSRM
+from microsr.resample import bicubic_upsample
 from microsr.synthetic import training_pair
 from microsr.train.data import normalize_input
 
@@ -34,7 +34,7 @@ def richardson_lucy_upsampled(lr: np.ndarray, fwhm_px: float, scale: int, iterat
     psf = np.exp(-(grid[:, None] ** 2 + grid[None, :] ** 2) / (2 * sigma**2))
     deconvolved = richardson_lucy(np.clip(normalize_input(lr), 0, None), psf / psf.sum(), num_iter=iterations,
                                   clip=False)
-    return ndimage.zoom(deconvolved, scale, order=3)
+    return bicubic_upsample(deconvolved, scale)
 
 
 def evaluate(model_name: str, snr: float, images: int, size_px: int) -> dict:
@@ -45,7 +45,7 @@ def evaluate(model_name: str, snr: float, images: int, size_px: int) -> dict:
     for index in range(images):
         lr, hr = training_pair("filaments", scale=scale, lr_patch_px=size_px, lr_pixel_nm=model.pixel_size_nm,
                                fwhm_nm=200.0, snr=snr, seed=HELD_OUT_SEED + index)
-        outputs = {"bicubic": ndimage.zoom(normalize_input(lr), scale, order=3),
+        outputs = {"bicubic": bicubic_upsample(normalize_input(lr), scale),
                    "richardson_lucy": richardson_lucy_upsampled(lr, 200.0 / model.pixel_size_nm, scale),
                    "sfsrm": model.predict(lr, pixel_size_nm=model.pixel_size_nm).sr}
         for name, image in outputs.items():
@@ -58,23 +58,24 @@ def evaluate(model_name: str, snr: float, images: int, size_px: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="filaments-x4")
-    parser.add_argument("--snr", type=float, default=15.0)
+    parser.add_argument("--snr", type=float, nargs="+", default=[15.0], help="one or more SNRs")
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--size-px", type=int, default=64, help="LR image size (100 nm pixels)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     torch.set_num_threads(2)
-    results = evaluate(args.model, args.snr, args.images, args.size_px)
-    print(f"\nSFSRM held-out evaluation — model {args.model}, SNR {args.snr:g}, {args.images} images of "
-          f"{args.size_px}² LR px\n")
-    print(f"| {'method':<16} | {'MS-SSIM':>8} | {'PSNR (dB)':>9} |")
-    print(f"|{'-' * 18}|{'-' * 10}|{'-' * 11}|")
-    for name, values in results.items():
-        print(f"| {name:<16} | {values['ms_ssim']:>8.3f} | {values['psnr']:>9.2f} |")
+    results = {snr: evaluate(args.model, snr, args.images, args.size_px) for snr in args.snr}
+    print(f"\nSFSRM held-out evaluation — model {args.model}, {args.images} images of {args.size_px}² LR px "
+          "per SNR\n")
+    print(f"| {'SNR':>4} | {'method':<16} | {'MS-SSIM':>8} | {'PSNR (dB)':>9} |")
+    print(f"|{'-' * 6}|{'-' * 18}|{'-' * 10}|{'-' * 11}|")
+    for snr, by_method in results.items():
+        for name, values in by_method.items():
+            print(f"| {snr:>4g} | {name:<16} | {values['ms_ssim']:>8.3f} | {values['psnr']:>9.2f} |")
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"snr": args.snr, "images": args.images, "size_px": args.size_px, "results": results},
-                      handle, indent=2)
+            json.dump({"images": args.images, "size_px": args.size_px,
+                       "results": {str(snr): r for snr, r in results.items()}}, handle, indent=2)
 
 
 if __name__ == "__main__":

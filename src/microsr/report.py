@@ -214,11 +214,11 @@ def training_figure(losses_csv: str | Path, path: str | Path, *, overwrite: bool
 
 
 def sfsrm_figure(path: str | Path, panels: list[tuple[str, np.ndarray, float]],
-                 confidence: tuple[str, np.ndarray, float] | None = None, *, title: str = "",
+                 maps: list[tuple[str, np.ndarray, float]] = (), *, title: str = "",
                  overwrite: bool = True) -> None:
-    """Images (name, image, pixel nm) side by side at one physical scale, and a quality map with a colour bar."""
+    """Images (name, image, pixel nm) side by side at one physical scale, then quality maps with colour bars."""
     plt = _pyplot()
-    count = len(panels) + (1 if confidence is not None else 0)
+    count = len(panels) + len(maps)
     fig, axes = plt.subplots(1, count, figsize=(3.8 * count, 4.0), layout="constrained", squeeze=False)
     for ax, (name, image, pixel) in zip(axes[0], panels):
         extent = [0, image.shape[1] * pixel / 1000, image.shape[0] * pixel / 1000, 0]
@@ -226,9 +226,7 @@ def sfsrm_figure(path: str | Path, panels: list[tuple[str, np.ndarray, float]],
         ax.imshow(image, cmap="gray", vmin=low, vmax=high, extent=extent)
         ax.set_title(f"{name} ({pixel:g} nm/px)", fontsize=9)
         ax.set_xlabel("µm")
-    if confidence is not None:
-        name, values, pixel = confidence
-        ax = axes[0, -1]
+    for ax, (name, values, pixel) in zip(axes[0, len(panels):], maps):
         extent = [0, values.shape[1] * pixel / 1000, values.shape[0] * pixel / 1000, 0]
         shown = ax.imshow(values, cmap="magma", extent=extent)
         fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)

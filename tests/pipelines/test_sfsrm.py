@@ -92,3 +92,31 @@ def test_demo_figure_with_a_model_folder(model_folder, tmp_path):
 
     lines = run_sfsrm_demo(tmp_path, model_name=str(model_folder), size_px=32)
     assert "MS-SSIM" in lines[0] and (tmp_path / "sfsrm.png").stat().st_size > 10_000
+
+
+def test_shipped_model_beats_bicubic_and_richardson_lucy_on_held_out_filaments():
+    from scipy import ndimage
+    from skimage.restoration import richardson_lucy
+
+    from microsr.metrics import ms_ssim, psnr
+    from microsr.pipelines.sfsrm import shipped_models
+    from microsr.resample import bicubic_upsample
+    from microsr.synthetic import training_pair
+    from microsr.train.data import normalize_input
+
+    assert "filaments-x4" in shipped_models()
+    model = SFSRM.from_pretrained("filaments-x4", device="cpu")
+    assert model.scale == 4 and model.pixel_size_nm == 100.0
+    # A seed the training streams never draw (they stay far below 10**9), at the paper's SNR ≈ 15.
+    lr, truth = training_pair("filaments", scale=4, lr_patch_px=48, snr=15.0, seed=10**9 + 123)
+    sr = model.predict(lr, pixel_size_nm=100.0).sr
+    bicubic = bicubic_upsample(normalize_input(lr), 4)
+    sigma = 2.0 / 2.3548  # the 200 nm FWHM PSF on 100 nm pixels
+    psf = np.zeros((9, 9))
+    psf[4, 4] = 1.0
+    psf = ndimage.gaussian_filter(psf, sigma)
+    deconvolved = bicubic_upsample(richardson_lucy(normalize_input(lr).clip(0, None), psf, num_iter=20), 4)
+    assert sr.shape == truth.shape
+    for baseline in (bicubic, deconvolved):
+        assert ms_ssim(sr, truth) > ms_ssim(baseline, truth) + 0.05
+        assert psnr(sr, truth) > psnr(baseline, truth) + 1.0

@@ -51,6 +51,14 @@ def test_denoiser_trains_at_scale_one(tmp_path):
     assert saved["network"] == "sen" and saved["iterations"] == 2
 
 
+def test_pre_upsampled_pairs_reach_ten_times_the_grid(tmp_path):
+    from microsr.train.data import simulated_pair
+
+    config = load_config(write_config(tmp_path)).data.model_copy(update={"pre_upsample": 2.5})
+    image, target = simulated_pair(config, scale=4, network="srn", seed=3)
+    assert image.shape == (40, 40) and target.shape == (160, 160)  # 16 px → 2.5× → ×4 = ×10
+
+
 @pytest.mark.parametrize("text,match", [
     ("network: srn\nstages: []\noutput_dir: x\nmodel: {scale: 4}\nbogus: 1\n", "bogus"),
     (textwrap.dedent("""
@@ -65,6 +73,12 @@ def test_denoiser_trains_at_scale_one(tmp_path):
         output_dir: x
         """), "unknown loss"),
     ("network: [srn\n", "not valid YAML"),
+    (textwrap.dedent("""
+        network: srn
+        data: {lr_patch_px: 17, pre_upsample: 2.5}
+        stages: [{name: a, iterations: 1, learning_rate: 0.001, losses: {msssim_l1: 1}}]
+        output_dir: x
+        """), "whole number"),
 ])
 def test_bad_configs_fail_before_any_work(tmp_path, text, match):
     path = tmp_path / "bad.yaml"

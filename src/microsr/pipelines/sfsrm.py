@@ -126,8 +126,7 @@ class SFSRM:
     def predict(self, image, *, pixel_size_nm: float | None = None, tile_px: int | None = None,
                 overlap_px: int = 24) -> SFSRMResult:
         """Super-resolve one widefield frame; see :class:`SFSRMResult`."""
-        from scipy import ndimage
-
+        from microsr.resample import bicubic_upsample
         from microsr.tiling import predict_tiled
         from microsr.train.data import normalize_input
         from microsr.train.module import network_inputs
@@ -139,7 +138,7 @@ class SFSRM:
         denoised = frame
         pre = float(self.srn_info.get("pre_upsample", 1.0))
         if pre != 1.0:
-            frame = ndimage.zoom(frame, pre, order=3).astype(np.float32)
+            frame = bicubic_upsample(frame, pre)
         scale = int(self.srn_info["model"]["scale"])
         # The edge map is made once for the whole frame: it is normalized by its maximum, so a map
         # made tile by tile would differ from tile to tile and leave seams.

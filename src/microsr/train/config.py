@@ -97,6 +97,13 @@ class TrainConfig(_Strict):
             raise ValueError("network 'sen' denoises at the input's resolution: model.scale must be 1")
         if self.network == "srn" and self.model.scale == 1 and self.data.pre_upsample == 1.0:
             raise ValueError("network 'srn' with model.scale 1 and no data.pre_upsample does not super-resolve")
+        if self.network == "sen" and self.data.pre_upsample != 1.0:
+            raise ValueError("network 'sen' works on the camera's grid: data.pre_upsample must be 1")
+        pre = self.data.pre_upsample
+        for name, value in (("model.scale", self.model.scale), ("data.lr_patch_px", self.data.lr_patch_px)):
+            if abs(value * pre - round(value * pre)) > 1e-6:
+                raise ValueError(f"data.pre_upsample {pre:g} × {name} {value} is not a whole number of pixels: "
+                                 "choose them so that it is (e.g. 2.5 with a patch of 32 and scale 4 → ×10)")
         if self.perceptual_weights is not None and not Path(self.perceptual_weights).exists():
             raise ValueError(f"perceptual_weights {self.perceptual_weights} does not exist")
         return self

@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import IterableDataset
 
 from microsr.errors import InputError
+from microsr.resample import bicubic_upsample
 from microsr.train.config import DataConfig
 
 #: A high-SNR twin of each noisy simulated input: the denoiser's (SEN's) target.
@@ -21,19 +22,24 @@ def normalize_input(image: np.ndarray, low: float = 0.1, high: float = 99.9) -> 
     return ((image - lo) / max(hi - lo, 1e-6)).astype(np.float32)
 
 
+def total_scale(config: DataConfig, scale: int) -> int:
+    """HR pixels per LR pixel: the network's scale times the pre-interpolation (validated integer)."""
+    return int(round(scale * config.pre_upsample))
+
+
 def simulated_pair(config: DataConfig, scale: int, network: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """One (input, target) pair: SEN maps noisy LR to clean LR, SRN maps LR to HR (``scale``×)."""
     from microsr.synthetic import training_pair
 
     rng = np.random.default_rng(seed)
     snr = float(np.exp(rng.uniform(np.log(config.snr[0]), np.log(config.snr[1]))))
-    common = dict(kind=config.kind, scale=max(scale, 1), lr_patch_px=config.lr_patch_px,
+    common = dict(kind=config.kind, scale=max(total_scale(config, scale), 1), lr_patch_px=config.lr_patch_px,
                   lr_pixel_nm=config.lr_pixel_nm, fwhm_nm=config.fwhm_nm, density=config.density, seed=seed)
     low, high = training_pair(snr=snr, **common)
     if network == "sen":
         clean, _ = training_pair(snr=CLEAN_SNR, **common)
         return normalize_input(low), normalize_input(clean)
-    return normalize_input(low), high.astype(np.float32)
+    return bicubic_upsample(normalize_input(low), config.pre_upsample), high.astype(np.float32)
 
 
 class SimulatorPatches(IterableDataset):
@@ -63,6 +69,7 @@ class FolderPatches(IterableDataset):
     def __init__(self, config: DataConfig, scale: int, seed_offset: int = 0):
         from microsr.io import read_image
 
+        scale = total_scale(config, scale)
         folder = config.folder
         names = sorted(p.name for p in Path(folder.lr_dir).glob("*.tif*"))
         if not names:
@@ -100,6 +107,7 @@ class FolderPatches(IterableDataset):
             if flips[0]:
                 lr_patch, hr_patch = lr_patch[::-1], hr_patch[::-1]
             lr_patch, hr_patch = np.rot90(lr_patch, rotations), np.rot90(hr_patch, rotations)
+            lr_patch = bicubic_upsample(lr_patch, self.config.pre_upsample)  # paper: 1.25× for ×5/×10
             yield (torch.from_numpy(np.ascontiguousarray(lr_patch))[None],
                    torch.from_numpy(np.ascontiguousarray(hr_patch))[None])
 

@@ -80,7 +80,9 @@ class SFSRMTraining(L.LightningModule):
         images, targets = batch
         output = self(images)
         weights = stage.losses
-        terms = {"msssim_l1": self.content_loss(output.clamp(0, 1.5), targets)}
+        # No clamp here: a clamped output has no gradient where it is out of range, and a generator
+        # whose output once dips below 0 everywhere (easy on sparse targets) would never recover.
+        terms = {"msssim_l1": self.content_loss(output, targets)}
         if weights.get("perceptual", 0) > 0:
             terms["perceptual"] = self.perceptual_loss(output, targets)
         if weights.get("frequency", 0) > 0:
