@@ -25,9 +25,11 @@ import torch
 
 from microsr.errors import InputError
 
-#: Pixels per batch on the CPU, where free memory says little about what a network may allocate:
-#: one 512 x 512 tile of a 64-feature network is ~64 MiB per activation, comfortable on a laptop.
-CPU_BUDGET_PX = 512 * 512
+#: Pixels per batch on the CPU, where free memory says little about what a network may allocate.
+#: Measured with the shipped SFSRM (SEN ×1 + SRN ×4, 2 threads) on a 1024² frame: 256-px tiles took
+#: 95 s and 626 MiB, 512-px tiles 188 s and 1965 MiB (activations that no longer fit in the caches),
+#: 128-px SRN tiles 174 s (the 24-px overlaps are then most of each tile).
+CPU_BUDGET_PX = 256 * 256
 
 #: Rough device bytes one input pixel costs during inference (float32, ~64 features, ~16 activations
 #: alive at once, no gradients); times ``scale**2`` for the upsampled part. An over-estimate of the tile
@@ -122,7 +124,7 @@ def predict_tiled(
         Tile side in input pixels, overlaps included; at least ``2 * overlap_px + 16``. An axis shorter
         than the tile runs whole. ``None`` picks it from memory: on CUDA from
         ``torch.cuda.mem_get_info`` (half the free memory at ~16 KiB per pixel x ``scale**2``, up to
-        4096 px), elsewhere a fixed 512 px (:data:`CPU_BUDGET_PX`). Either way an out-of-memory error
+        4096 px), elsewhere a fixed 256 px (:data:`CPU_BUDGET_PX`). Either way an out-of-memory error
         halves the tile and starts again, down to ``2 * overlap_px + 16``.
     overlap_px : int
         Overlap on each side of a tile, in input pixels. The result is exact (equal to the untiled
