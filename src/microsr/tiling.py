@@ -106,6 +106,7 @@ def predict_tiled(
     device: str | torch.device = "cpu",
     out: np.ndarray | None = None,
     progress: bool = False,
+    channels: int | None = None,
 ) -> np.ndarray:
     """Apply ``model`` to ``image`` tile by tile and blend the tiles into one seamless output.
 
@@ -138,6 +139,9 @@ def predict_tiled(
         zeroed, accumulated into and returned. ``None`` allocates a float32 array.
     progress : bool
         Show a progress bar over batches of tiles.
+    channels : int or None
+        Channels the model takes. Without it, more than 4 channels are refused as a likely stack of
+        frames; give it for models whose channels are frames (rDL: 9 raw SIM frames).
 
     Returns
     -------
@@ -159,7 +163,7 @@ def predict_tiled(
     >>> predict_tiled(up, np.ones((100, 90), np.float32), scale=2, tile_px=48, overlap_px=8).shape
     (200, 180)
     """
-    chw, was_2d = _as_chw(image)
+    chw, was_2d = _as_chw(image, channels)
     _check_parameters(scale, tile_px, overlap_px)
     min_tile = 2 * overlap_px + _MIN_CORE_PX
     device = torch.device(device)
@@ -328,7 +332,8 @@ def _prepare_output(out: np.ndarray | None, channels: int, height: int, width: i
     return out
 
 
-def _as_chw(image: np.ndarray | torch.Tensor) -> tuple[np.ndarray | torch.Tensor, bool]:
+def _as_chw(image: np.ndarray | torch.Tensor, expected_channels: int | None = None,
+            ) -> tuple[np.ndarray | torch.Tensor, bool]:
     """Check one frame and view it as ``(C, H, W)``; also say whether it was 2-D."""
     if not isinstance(image, (np.ndarray, torch.Tensor)):
         image = np.asarray(image)
@@ -339,7 +344,9 @@ def _as_chw(image: np.ndarray | torch.Tensor) -> tuple[np.ndarray | torch.Tensor
     was_2d = image.ndim == 2
     chw = image[None] if was_2d else image
     channels, height, width = chw.shape
-    if channels > _MAX_CHANNELS:
+    if expected_channels is not None and channels != expected_channels:
+        raise InputError(f"image has shape {tuple(image.shape)}: the model takes {expected_channels} channels")
+    if expected_channels is None and channels > _MAX_CHANNELS:
         raise InputError(
             f"image has shape {tuple(image.shape)}: {channels} channels is probably a stack of frames; "
             f"pass one frame at a time, e.g. image[i]"

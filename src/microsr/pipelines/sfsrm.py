@@ -20,28 +20,19 @@ PIXEL_SIZE_TOLERANCE = 0.2
 def _load_network(path: Path, expected: str | None = None):
     """A generator exported by ``microsr sfsrm train`` (``.pt``), as (module, info)."""
     from microsr.nets import RRDBNet
+    from microsr.nets.saved import load_saved_network
     from microsr.train.run import MODEL_FORMAT
 
-    if not path.exists():
-        raise InputError(f"model file {path} does not exist: give a trained model (.pt) or a shipped model name")
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        if saved.get("format") != MODEL_FORMAT:
-            raise KeyError("format")
-        network = saved["network"]
+    def build(saved: dict) -> torch.nn.Module:
         model = saved["model"]
-        generator = RRDBNet(1 if network == "sen" else 2, 1, model["features"], model["blocks"], model["growth"],
-                            model["scale"])
-        generator.load_state_dict(saved["state_dict"])
-    except InputError:
-        raise
-    except Exception as exc:  # torch raises many kinds on a truncated or foreign file
-        raise InputError(f"cannot load model {path} ({exc.__class__.__name__}): the file is corrupt or not a "
-                         "microsr SFSRM model; re-export it with 'microsr sfsrm train'") from None
-    if expected and network != expected:
-        raise InputError(f"{path} holds an {network.upper()}, not an {expected.upper()}")
-    info = {k: v for k, v in saved.items() if k != "state_dict"}
-    return generator.eval(), info
+        return RRDBNet(1 if saved["network"] == "sen" else 2, 1, model["features"], model["blocks"],
+                       model["growth"], model["scale"])
+
+    generator, info = load_saved_network(path, MODEL_FORMAT, build, what="SFSRM model",
+                                         missing_hint="give a trained model (.pt) or a shipped model name")
+    if expected and info["network"] != expected:
+        raise InputError(f"{path} holds an {info['network'].upper()}, not an {expected.upper()}")
+    return generator, info
 
 
 def shipped_models() -> list[str]:

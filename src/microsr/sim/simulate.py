@@ -6,10 +6,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from microsr.errors import InputError
 from microsr.optics import OTF, ideal_otf
 from microsr.sim.parameters import SIMParameters
 from microsr.sim.pattern import Camera, add_camera_noise, forward_model, random_parameters, widefield_model
-from microsr.synthetic import filaments_and_dots
+from microsr.synthetic import filaments_and_dots, polymer_chains, rings
+
+#: Specimens :func:`simulate_sim` can image: microtubule-like filaments with vesicle-like dots,
+#: clathrin-coated-pit-like hollow rings with dots, and a dense filament network.
+SPECIMENS = ("filaments", "pits", "network")
+
+# Clathrin-coated pits cover a TIRF footprint at roughly 0.5–1 per µm²; SFSRM's dense microtubule
+# network is 50 chains of ~10 µm in 10 × 10 µm², i.e. 5 µm of filament per µm².
+_PITS_PER_UM2 = 0.6
+_NETWORK_UM_PER_UM2 = 5.0
+_LINE_WIDTH_NM = 25.0  # microtubule and clathrin coat are both ~25 nm across
 
 
 @dataclass
@@ -43,8 +54,8 @@ def simulate_sim(*, shape: tuple[int, int] = (256, 256), pixel_size_nm: float = 
                  angle_rad: float | None = None, phase_jitter_rad: float = 0.0,
                  photons: float = 30.0, time_points: int = 1, camera: Camera = Camera(),
                  n_filaments: int | None = None, n_dots: int | None = None, otf: OTF | None = None,
-                 seed: int = 0) -> SimulatedSIM:
-    """Simulate raw SIM frames of a filaments-and-dots specimen with known pattern parameters.
+                 seed: int = 0, specimen: str = "filaments") -> SimulatedSIM:
+    """Simulate raw SIM frames of a synthetic specimen with known pattern parameters.
 
     Parameters
     ----------
@@ -69,11 +80,25 @@ def simulate_sim(*, shape: tuple[int, int] = (256, 256), pixel_size_nm: float = 
         Number of independent noise realizations of the same specimen and patterns.
     camera : Camera
         Background photons, read noise and offset.
+    n_filaments, n_dots : int, optional
+        Filaments ("filaments"), chains ("network") and dots ("filaments", "pits"); default a density
+        that scales with the field's area.
     otf : OTF, optional
         Detection OTF; default the ideal OTF from NA and wavelength with camera pixel integration.
     seed : int
         Reproducibility: specimen, pattern and noise all follow from it.
+    specimen : {"filaments", "pits", "network"}
+        "filaments": microtubule-like filaments and vesicle-like dots (sparse); "pits": hollow rings of
+        50–160 nm diameter like clathrin-coated pits, plus dots; "network": a dense network of
+        worm-like filaments (SFSRM's 5 µm of filament per µm²).
+
+    Raises
+    ------
+    InputError
+        An unknown ``specimen``.
     """
+    if specimen not in SPECIMENS:
+        raise InputError(f"unknown specimen {specimen!r}: use one of {', '.join(SPECIMENS)}")
     rng = np.random.default_rng(seed)
     otf = otf or ideal_otf(na, wavelength_nm, camera_pixel_nm=pixel_size_nm)
     spacing_nm = 1000.0 / (pattern_fraction_of_cutoff * otf.cutoff_per_um)
@@ -85,20 +110,39 @@ def simulate_sim(*, shape: tuple[int, int] = (256, 256), pixel_size_nm: float = 
     area = shape[0] * shape[1] / (256 * 256)
     margin = 16
     padded = ((shape[0] + 2 * margin) * oversample, (shape[1] + 2 * margin) * oversample)
-    specimen = filaments_and_dots(padded, fine_pixel,
-                                  n_filaments=n_filaments or max(1, int(round(14 * area))),
-                                  n_dots=n_dots or max(1, int(round(40 * area))), seed=rng)
-    widefield_clean = widefield_model(specimen, fine_pixel, oversample, otf, margin)
+    n_dots = n_dots or max(1, int(round(40 * area)))
+    if specimen == "filaments":
+        density = filaments_and_dots(padded, fine_pixel,
+                                     n_filaments=n_filaments or max(1, int(round(14 * area))),
+                                     n_dots=n_dots, seed=rng)
+    else:
+        # The SFSRM generators draw square fields sized in µm; one a pixel larger than the padded
+        # field, cropped, puts the specimen on exactly the simulation's fine grid.
+        side_um = (max(padded) + 1) * fine_pixel / 1000.0
+        field_um2 = padded[0] * padded[1] * (fine_pixel / 1000.0) ** 2
+        if specimen == "pits":
+            pits, _ = rings(side_um, fine_pixel, diameters_nm=(50.0, 160.0),
+                            n_rings=max(1, int(round(_PITS_PER_UM2 * field_um2))),
+                            gt_blur_fwhm_nm=_LINE_WIDTH_NM, seed=rng)
+            dots = filaments_and_dots(padded, fine_pixel, n_filaments=0, n_dots=n_dots,
+                                      filament_width_nm=_LINE_WIDTH_NM, seed=rng)
+            density = pits[:padded[0], :padded[1]] + 0.5 * dots  # dimmer vesicles beside the pits
+        else:
+            # Chains are 0.5–1.5 field sides long (a side on average), so count = length density × side.
+            chains = n_filaments or max(1, int(round(_NETWORK_UM_PER_UM2 * side_um)))
+            density = polymer_chains(side_um, fine_pixel, n_chains=chains,
+                                     gt_blur_fwhm_nm=_LINE_WIDTH_NM, seed=rng)[:padded[0], :padded[1]]
+    widefield_clean = widefield_model(density, fine_pixel, oversample, otf, margin)
     scale = photons / max(float(widefield_clean.max()), 1e-12)
-    specimen = specimen * scale
-    raw_clean = forward_model(specimen, fine_pixel, oversample, otf, params, margin)
+    density = density * scale
+    raw_clean = forward_model(density, fine_pixel, oversample, otf, params, margin)
     inner = slice(margin * oversample, -margin * oversample)
-    truth = specimen[inner, inner]
+    truth = density[inner, inner]
     raw = np.stack([add_camera_noise(raw_clean, camera, rng) for _ in range(time_points)])
     widefield = raw.mean(axis=(1, 2)) - camera.offset_adu - camera.background_photons
     settings = dict(na=na, wavelength_nm=wavelength_nm, photons=photons, seed=seed,
                     pattern_fraction_of_cutoff=pattern_fraction_of_cutoff, shape=list(shape),
-                    angles=angles, phases=phases, time_points=time_points)
+                    angles=angles, phases=phases, time_points=time_points, specimen=specimen)
     return SimulatedSIM(raw=raw, raw_clean=raw_clean, ground_truth=truth.astype(np.float32),
                         widefield=widefield.astype(np.float32), params=params,
                         pixel_size_nm=pixel_size_nm, camera=camera, settings=settings)

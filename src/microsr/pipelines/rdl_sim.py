@@ -1,0 +1,166 @@
+"""rDL SIM prediction: noisy raw frames → SR estimate → pattern-modulated images → denoised raw → Wiener SIM."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from microsr.errors import EstimationError, InputError
+from microsr.optics import OTF
+from microsr.sim.parameters import SIMParameters
+
+#: Format tag of an exported rDL network (``torch.save`` dict); bump it when the layout changes.
+RDL_MODEL_FORMAT = "microsr-rdl-1"
+
+#: The two networks of an rDL model folder, by file name.
+NETWORK_FILES = {"sr": "sr.pt", "denoiser": "denoiser.pt"}
+
+
+def build_network(kind: str, hyper: dict) -> torch.nn.Module:
+    """An untrained network of ``kind`` ("sr": DFCAN, "denoiser": RDLDenoiser) from its hyper-parameters."""
+    from microsr.nets import DFCAN, RDLDenoiser
+
+    if kind == "sr":
+        return DFCAN(**hyper)
+    if kind == "denoiser":
+        return RDLDenoiser(**hyper)
+    raise InputError(f"unknown rDL network kind {kind!r}: use 'sr' or 'denoiser'")
+
+
+def save_network(path: str | Path, kind: str, network: torch.nn.Module, hyper: dict, acquisition: dict,
+                 **extra) -> Path:
+    """Export one rDL network with what a user needs to apply it: hyper-parameters and the acquisition."""
+    path = Path(path)
+    torch.save({"format": RDL_MODEL_FORMAT, "network": kind, "model": hyper, "acquisition": acquisition,
+                **extra, "state_dict": network.state_dict()}, path)
+    return path
+
+
+def load_network(path: str | Path, kind: str) -> tuple[torch.nn.Module, dict]:
+    """An exported rDL network as (module in eval mode, its info), or one clear InputError."""
+    from microsr.nets.saved import load_saved_network
+
+    network, info = load_saved_network(path, RDL_MODEL_FORMAT, lambda saved: build_network(saved["network"],
+                                                                                          saved["model"]),
+                                       what="rDL model", missing_hint="train one with 'microsr rdl train'")
+    if info["network"] != kind:
+        raise InputError(f"{path} holds an rDL {info['network']} network, not the {kind} network")
+    return network, info
+
+
+@dataclass
+class RDLResult:
+    """An rDL SIM prediction: the SIM image, the denoised raw frames, and what led to them."""
+
+    sim: np.ndarray           #: (2Y, 2X) rDL SIM image (Wiener reconstruction of the denoised frames)
+    denoised: np.ndarray      #: (A, P, Y, X) denoised raw frames, background-free photon units
+    sr_estimate: np.ndarray   #: (2Y, 2X) the SR network's estimate, normalized 0–1
+    params: SIMParameters     #: the pattern parameters used
+
+
+class RDLSIM:
+    """A trained rDL SIM model: SR-estimate network (DFCAN) and rDL denoiser, applied with the SIM physics.
+
+    The denoiser only cleans the raw frames; resolution comes from the Wiener reconstruction that
+    follows, with the pattern estimated from the data — so a network cannot put structure into the
+    SIM image that the raw frames do not support through the physics (paper 000).
+    """
+
+    def __init__(self, sr_network, denoiser, info: dict, otf: OTF, device: str = "auto"):
+        from microsr.sim.reconstruct import resolve_device
+
+        self.device = resolve_device(device)
+        self.sr_network = sr_network.to(self.device)
+        self.denoiser = denoiser.to(self.device)
+        self.info = info
+        self.otf = otf
+
+    @property
+    def acquisition(self) -> dict:
+        return self.info["acquisition"]
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, otf: OTF | None = None, device: str = "auto") -> "RDLSIM":
+        """Load ``sr.pt`` and ``denoiser.pt`` from a folder; the OTF defaults to the ideal one of the acquisition."""
+        from microsr.optics import ideal_otf
+
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise InputError(f"rDL model folder {folder} does not exist: give a folder with sr.pt and denoiser.pt")
+        sr_network, sr_info = load_network(folder / NETWORK_FILES["sr"], "sr")
+        denoiser, info = load_network(folder / NETWORK_FILES["denoiser"], "denoiser")
+        if sr_info["acquisition"] != info["acquisition"]:
+            raise InputError(f"{folder}: sr.pt and denoiser.pt were trained for different acquisitions "
+                             f"({sr_info['acquisition']} vs {info['acquisition']})")
+        acquisition = info["acquisition"]
+        otf = otf or ideal_otf(acquisition["na"], acquisition["wavelength_nm"],
+                               camera_pixel_nm=acquisition["pixel_size_nm"])
+        return cls(sr_network, denoiser, info, otf, device)
+
+    def check_raw(self, raw, pixel_size_nm: float | None) -> np.ndarray:
+        """Raw frames as (A, P, Y, X) float32 for this model, or a clear error; a pixel-size mismatch warns."""
+        import warnings
+
+        from microsr.io import check_finite
+
+        angles, phases = self.acquisition["angles"], self.acquisition["phases"]
+        array = np.asarray(raw, dtype=np.float32)
+        if array.ndim == 3 and array.shape[0] == angles * phases:
+            array = array.reshape(angles, phases, *array.shape[1:])
+        if array.ndim != 4 or array.shape[:2] != (angles, phases):
+            raise InputError(f"raw frames of shape {np.shape(raw)} do not fit this model, trained for "
+                             f"{angles} orientations × {phases} phases: give ({angles * phases}, Y, X) or "
+                             f"({angles}, {phases}, Y, X)")
+        check_finite(array, "raw frames")
+        trained = self.acquisition["pixel_size_nm"]
+        if pixel_size_nm is not None and abs(pixel_size_nm / trained - 1) > 0.1:
+            warnings.warn(f"the raw frames have {pixel_size_nm:g} nm pixels but the model was trained at "
+                          f"{trained:g} nm: the pattern and OTF it learned do not match; expect artifacts",
+                          stacklevel=2)
+        return array
+
+    @torch.no_grad()
+    def predict(self, raw, *, background: float = 0.0, params: SIMParameters | None = None,
+                pixel_size_nm: float | None = None, prior=None, wiener_weight: float = 0.05,
+                tile_px: int | None = None, overlap_px: int = 16) -> RDLResult:
+        """Denoise one raw SIM set with the pattern in the loop and reconstruct it; see :class:`RDLResult`."""
+        from microsr.sim.estimate import estimate_parameters
+        from microsr.sim.modulated import modulated_images
+        from microsr.sim.reconstruct import ReconstructionSettings, reconstruct
+        from microsr.tiling import predict_tiled
+        from microsr.train.rdl_data import normalize_raw
+
+        frames = self.check_raw(raw, pixel_size_nm)
+        pixel = pixel_size_nm or self.acquisition["pixel_size_nm"]
+        angles, phases = frames.shape[:2]
+        if params is None:
+            try:
+                params = estimate_parameters(frames, pixel, self.otf, background=background, prior=prior)
+            except EstimationError as exc:
+                raise EstimationError(f"{exc}; pass a prior (angles and spacing from a calibration) with "
+                                      "--prior-angles-deg/--prior-spacing-nm, or parameters with --params") from None
+        normalized, scale = normalize_raw(frames, background)
+        flat = normalized.reshape(angles * phases, *normalized.shape[2:])
+        sr_estimate = predict_tiled(self.sr_network, flat, scale=2, tile_px=tile_px, overlap_px=overlap_px,
+                                    device=self.device, channels=angles * phases)[0]
+        modulated = modulated_images(sr_estimate, params, pixel, self.otf)
+        # The SR estimate is 0–1 with an unknown gain: match the modulated images to the noisy frames'
+        # intensity by least squares, so both branches of the denoiser see the same units.
+        gain = float(np.sum(modulated * normalized) / max(np.sum(modulated * modulated), 1e-12))
+        modulated = (modulated * gain).astype(np.float32)
+        denoised = np.empty_like(normalized)
+
+        def both_branches(stacked: torch.Tensor) -> torch.Tensor:
+            return self.denoiser(stacked[:, :phases], stacked[:, phases:])
+
+        for a in range(angles):
+            stacked = np.concatenate([modulated[a], normalized[a]])
+            denoised[a] = predict_tiled(both_branches, stacked, scale=1, tile_px=tile_px, overlap_px=overlap_px,
+                                        device=self.device, channels=2 * phases)
+        denoised_photons = denoised * scale
+        settings = ReconstructionSettings(wiener_weight=wiener_weight)
+        sim = reconstruct(denoised_photons, params, pixel, self.otf, settings, device=str(self.device))[0]
+        return RDLResult(sim=sim, denoised=denoised_photons, sr_estimate=sr_estimate, params=params)
