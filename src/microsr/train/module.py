@@ -129,14 +129,16 @@ class SFSRMTraining(L.LightningModule):
         self._record(step, "validation", float("nan"), {"val_ms_ssim": ms_ssim, "val_psnr": psnr})
 
     def _record(self, step: int, stage: str, loss: float, terms: dict) -> None:
-        """Append to ``losses.csv``: a file, so the history survives a killed and resumed run."""
-        if self.trainer is None or not self.trainer.is_global_zero:
-            return
-        path = Path(self.config.output_dir) / "losses.csv"
-        new = not path.exists()
-        with open(path, "a", newline="") as handle:
-            writer = csv.writer(handle)
-            if new:
-                writer.writerow(["iteration", "stage", "loss", "term", "value"])
-            for name, value in terms.items():
-                writer.writerow([step, stage, loss, name, value])
+        if self.trainer is not None and self.trainer.is_global_zero:
+            append_losses(Path(self.config.output_dir) / "losses.csv", step, stage, loss, terms)
+
+
+def append_losses(path: Path, step: int, stage: str, loss: float, terms: dict) -> None:
+    """Append to ``losses.csv``: a file, so the history survives a killed and resumed run."""
+    new = not path.exists()
+    with open(path, "a", newline="") as handle:
+        writer = csv.writer(handle)
+        if new:
+            writer.writerow(["iteration", "stage", "loss", "term", "value"])
+        for name, value in terms.items():
+            writer.writerow([step, stage, loss, name, value])

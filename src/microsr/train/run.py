@@ -35,10 +35,40 @@ def train(config: TrainConfig, *, progress: bool = True) -> Path:
     ``strategy: ddp`` with several devices scales across GPUs.
     """
     import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint
 
     from microsr.train.data import validation_pairs
     from microsr.train.module import SFSRMTraining
+
+    output = _prepare(config)
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    module = SFSRMTraining(config)
+    if module.perceptual_loss is not None:
+        log.warning("perceptual loss features: %s", module.perceptual_loss.source)
+        (output / "perceptual_features.txt").write_text(module.perceptual_loss.source + "\n")
+    module.validation = validation_pairs(config.data, config.model.scale, config.network)
+    fit(module, lambda resumes: _loader(config, seed_offset=resumes), config, progress=progress)
+    return _finish(module, output)
+
+
+def _prepare(config) -> Path:
+    """Create the output folder and record the configuration the run was started with."""
+    output = Path(config.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "config.json").write_text(config.model_dump_json(indent=2))
+    return output
+
+
+def fit(module, make_loader, config, *, progress: bool = True) -> None:
+    """Fit ``module`` until it has done ``config.total_iterations``, resuming from ``checkpoints/last.ckpt``.
+
+    Shared by every trainer of the project (SFSRM, rDL). ``make_loader(resumes)`` gives the training
+    batches; a resumed run passes a new ``resumes`` count so it draws fresh simulated patches rather
+    than replaying the ones already seen. The module must count its iterations in a buffer named
+    ``iteration`` and stop the trainer itself when done: the patch streams are endless, and this
+    lets a resumed run go on with more iterations than the first one had.
+    """
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
 
     # Lightning's advice for generic GAN loops does not apply here: the frozen feature network is in
     # eval mode on purpose, and checkpoints hold the state after each iteration, which is what resume needs.
@@ -46,41 +76,27 @@ def train(config: TrainConfig, *, progress: bool = True) -> Path:
     warnings.filterwarnings("ignore", message=".*manual optimization and every_n_train_steps.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     output = Path(config.output_dir)
-    output.mkdir(parents=True, exist_ok=True)
-    (output / "config.json").write_text(config.model_dump_json(indent=2))
-    L.seed_everything(config.seed, workers=True, verbose=False)
-    module = SFSRMTraining(config)
-    if module.perceptual_loss is not None:
-        log.warning("perceptual loss features: %s", module.perceptual_loss.source)
-        (output / "perceptual_features.txt").write_text(module.perceptual_loss.source + "\n")
-    module.validation = validation_pairs(config.data, config.model.scale, config.network)
     last = output / "checkpoints" / "last.ckpt"
-    # A resumed run draws fresh simulated patches rather than replaying the ones already seen.
     starts = output / "starts.txt"
     resumes = int(starts.read_text()) if starts.exists() else 0
     starts.write_text(f"{resumes + 1}\n")
     checkpoint = ModelCheckpoint(dirpath=output / "checkpoints", save_last=True, save_top_k=0,
                                  every_n_train_steps=config.checkpoint_every)
-    done = _iterations_in(last)
-    if done >= config.total_iterations:  # finished before: just export again
+    if _iterations_in(last) >= config.total_iterations:  # finished before: just export again
         module.load_state_dict(torch.load(last, map_location="cpu", weights_only=False)["state_dict"])
-        return _finish(module, output)
-    # The stream of patches is endless: the run ends when the module says the last stage is done,
-    # which also lets a resumed run go on with more iterations than the first one had.
+        return
     trainer = L.Trainer(max_epochs=-1, accelerator=config.accelerator,
                         devices=config.devices, strategy=config.strategy, callbacks=[checkpoint],
                         enable_progress_bar=progress, logger=False, enable_model_summary=False,
                         num_sanity_val_steps=0, default_root_dir=output)
     try:
-        trainer.fit(module, train_dataloaders=_loader(config, seed_offset=resumes),
-                    ckpt_path=str(last) if last.exists() else None)
+        trainer.fit(module, train_dataloaders=make_loader(resumes), ckpt_path=str(last) if last.exists() else None)
     except (RuntimeError, KeyError) as exc:
         if last.exists() and ("checkpoint" in str(exc).lower() or "state_dict" in str(exc)):
             raise InputError(f"cannot resume from {last} ({str(exc).splitlines()[0][:100]}): it belongs "
                              "to another configuration; use a new output_dir") from None
         raise
     trainer.save_checkpoint(last)
-    return _finish(module, output)
 
 
 def _iterations_in(checkpoint: Path) -> int:
