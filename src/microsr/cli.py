@@ -20,6 +20,8 @@ app.add_typer(simulate_app, name="simulate")
 app.add_typer(sim_app, name="sim")
 sfsrm_app = typer.Typer(no_args_is_help=True, help="Single-frame super-resolution (SFSRM): train, predict.")
 app.add_typer(sfsrm_app, name="sfsrm")
+rdl_app = typer.Typer(no_args_is_help=True, help="rDL SIM: pattern-informed denoising of raw SIM frames.")
+app.add_typer(rdl_app, name="rdl")
 
 
 class Device(str, Enum):
@@ -323,6 +325,12 @@ def evaluate_command(
     typer.echo(f"wrote {paths['metrics']} and {paths['report']}")
 
 
+def _lightning_overrides(devices: Optional[str], strategy: Optional[str], accelerator: Optional[str]) -> dict:
+    """Command-line flags that replace the config's Lightning settings."""
+    return {k: v for k, v in (("devices", int(devices) if devices and devices.isdigit() else devices),
+                              ("strategy", strategy), ("accelerator", accelerator)) if v is not None}
+
+
 @sfsrm_app.command("train")
 def sfsrm_train_command(
     config: Path = typer.Argument(..., help="YAML training configuration (see examples/sfsrm_*.yaml)."),
@@ -334,10 +342,7 @@ def sfsrm_train_command(
     from microsr.train.config import load_config
     from microsr.train.run import train
 
-    settings = load_config(config)
-    overrides = {k: v for k, v in (("devices", int(devices) if devices and devices.isdigit() else devices),
-                                   ("strategy", strategy), ("accelerator", accelerator)) if v is not None}
-    settings = settings.model_copy(update=overrides)
+    settings = load_config(config).model_copy(update=_lightning_overrides(devices, strategy, accelerator))
     model_path = train(settings, progress=sys.stderr.isatty())
     typer.echo(f"wrote {model_path} and {settings.output_dir / 'loss.png'}")
 
@@ -386,6 +391,46 @@ def sfsrm_predict_command(
         sr = models[0].predict(frame, pixel_size_nm=pixel, tile_px=tile_px).sr
     write_image(output, sr, pixel_size_nm=sr_pixel, axes="YX", overwrite=overwrite)
     typer.echo(json.dumps({"output": str(output), "sr_pixel_size_nm": sr_pixel, "shape": list(sr.shape)}))
+
+
+@rdl_app.command("train")
+def rdl_train_command(
+    config: Path = typer.Argument(..., help="YAML configuration: task sr (DFCAN) or denoise (rDL denoiser)."),
+    devices: Optional[str] = typer.Option(None, "--devices", help="Lightning devices (e.g. 1, 4, auto)."),
+    strategy: Optional[str] = typer.Option(None, "--strategy", help="Lightning strategy (e.g. ddp)."),
+    accelerator: Optional[str] = typer.Option(None, "--accelerator", help="cpu, gpu or auto."),
+):
+    """Train (or resume) one rDL network; copy model.pt to MODEL/sr.pt or MODEL/denoiser.pt."""
+    from microsr.train.rdl import load_rdl_config, train_rdl
+
+    settings = load_rdl_config(config).model_copy(update=_lightning_overrides(devices, strategy, accelerator))
+    model_path = train_rdl(settings, progress=sys.stderr.isatty())
+    typer.echo(f"wrote {model_path} and {settings.output_dir / 'loss.png'}")
+
+
+@rdl_app.command("predict")
+def rdl_predict_command(
+    raw: Path = typer.Argument(..., help="Raw SIM frames: (A·P, Y, X) or a time series, TIFF/MRC/Zarr."),
+    output: Path = typer.Option(..., "-o", "--output", help="rDL SIM image stack (T, 2Y, 2X): .tif or .zarr."),
+    model: Path = typer.Option(..., "--model", help="Folder with sr.pt and denoiser.pt ('microsr rdl train')."),
+    denoised_out: Optional[Path] = typer.Option(None, "--denoised-out", help="Also write the denoised raw frames."),
+    background: str = typer.Option("auto", "--background", help="Camera offset + background, or 'auto'."),
+    params: Optional[Path] = typer.Option(None, "--params", help="Pattern parameters JSON ('microsr sim estimate')."),
+    pixel_size_nm: Optional[float] = typer.Option(None, "--pixel-size-nm", help="Default: from the file."),
+    otf: Optional[Path] = typer.Option(None, "--otf", help="Measured OTF (.mrc); default: ideal, from the model."),
+    device: Device = typer.Option(Device.auto, "--device"),
+    overwrite: bool = OVERWRITE,
+):
+    """Denoise raw SIM frames with the pattern in the loop, then reconstruct them (rDL SIM)."""
+    from microsr.optics import load_otf_mrc
+    from microsr.pipelines.rdl_sim import RDLSIM, predict_rdl_stack
+    from microsr.sim.parameters import SIMParameters
+
+    rdl = RDLSIM.from_folder(model, otf=load_otf_mrc(otf) if otf else None, device=device.value)
+    summary = predict_rdl_stack(rdl, raw, output, denoised_output=denoised_out, background=background,
+                                params=SIMParameters.load(params) if params else None, pixel_size_nm=pixel_size_nm,
+                                overwrite=overwrite, progress=sys.stderr.isatty())
+    typer.echo(json.dumps(summary))
 
 
 @app.command("demo")

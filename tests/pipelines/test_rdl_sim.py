@@ -51,3 +51,29 @@ def test_bad_inputs(model_folder, tmp_path):
         RDLSIM.from_folder(model_folder)
     with pytest.raises(InputError, match="does not exist"):
         RDLSIM.from_folder(tmp_path / "absent")
+
+
+def test_cli_streams_a_time_series(model_folder, tmp_path, capsys):
+    import json
+
+    from helpers import run_cli
+
+    from microsr.io import read_image
+    from microsr.pipelines.sim import write_simulation
+
+    data = simulate_sim(shape=(64, 64), photons=30, time_points=2, seed=3)
+    write_simulation(data, tmp_path / "sim")
+    data.params.save(tmp_path / "params.json")
+    code, out, _ = run_cli(["rdl", "predict", str(tmp_path / "sim" / "raw.tif"), "-o", str(tmp_path / "rdl.tif"),
+                            "--model", str(model_folder), "--denoised-out", str(tmp_path / "dn.tif"),
+                            "--params", str(tmp_path / "params.json"), "--device", "cpu"], capsys)
+    assert code == 0, out
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["time_points"] == 2
+    sim = read_image(tmp_path / "rdl.tif")
+    assert sim.array.shape == (2, 128, 128) and abs(sim.pixel_size_nm - 31.3) < 0.01
+    assert read_image(tmp_path / "dn.tif").array.shape == (18, 64, 64)
+    # The output exists now: a second run without --overwrite refuses, with one line.
+    code, _, err = run_cli(["rdl", "predict", str(tmp_path / "sim" / "raw.tif"), "-o", str(tmp_path / "rdl.tif"),
+                            "--model", str(model_folder)], capsys)
+    assert code == 2 and "exists" in err and "Traceback" not in err

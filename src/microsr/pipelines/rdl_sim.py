@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,3 +165,46 @@ class RDLSIM:
         settings = ReconstructionSettings(wiener_weight=wiener_weight)
         sim = reconstruct(denoised_photons, params, pixel, self.otf, settings, device=str(self.device))[0]
         return RDLResult(sim=sim, denoised=denoised_photons, sr_estimate=sr_estimate, params=params)
+
+
+def predict_rdl_stack(model: RDLSIM, raw_path: str | Path, output: str | Path, *,
+                      denoised_output: str | Path | None = None, background: str | float = "auto",
+                      params: SIMParameters | None = None, pixel_size_nm: float | None = None,
+                      overwrite: bool = False, progress: bool = True, **kwargs) -> dict:
+    """rDL SIM of every time point of a raw file, streamed: SIM to ``output`` (T, 2Y, 2X), denoised frames optional.
+
+    The pattern is estimated once, from the first time point (or given as ``params``), and used for
+    all: it does not change during an acquisition, and a per-frame estimate at low light would be
+    noisier than the physics needs. Only one frame set is in memory at a time.
+    """
+    from tqdm import tqdm
+
+    from microsr.io import StackWriter
+    from microsr.io.atomic import check_writable
+    from microsr.pipelines.sim import open_raw, resolve_background
+
+    check_writable(output, overwrite)
+    if denoised_output:
+        check_writable(denoised_output, overwrite)
+    acquisition = model.acquisition
+    stack, pixel = open_raw(raw_path, acquisition["angles"], acquisition["phases"], pixel_size_nm)
+    background = resolve_background(stack, background)
+    count, angles, phases, height, width = stack.shape
+    first = model.predict(np.asarray(stack[0], dtype=np.float32), background=background, params=params,
+                          pixel_size_nm=pixel, **kwargs)
+    sim_writer = StackWriter(output, (count, 2 * height, 2 * width), "float32", pixel_size_nm=pixel / 2,
+                             axes="TYX", overwrite=overwrite)
+    denoised_writer = (StackWriter(denoised_output, (count * angles * phases, height, width), "float32",
+                                   pixel_size_nm=pixel, axes="QYX", overwrite=overwrite)
+                       if denoised_output else None)
+    with sim_writer, (denoised_writer or nullcontext()):
+        for t in tqdm(range(count), unit="set", desc="rDL SIM", disable=not progress):
+            result = first if t == 0 else model.predict(np.asarray(stack[t], dtype=np.float32),
+                                                        background=background, params=first.params,
+                                                        pixel_size_nm=pixel, **kwargs)
+            sim_writer.write(result.sim[None])
+            if denoised_writer is not None:
+                denoised_writer.write(result.denoised.reshape(angles * phases, height, width) + background)
+    return {"output": str(output), "time_points": count, "sim_pixel_size_nm": pixel / 2,
+            "denoised_output": str(denoised_output) if denoised_output else None,
+            "params": first.params.to_dict()}

@@ -12,11 +12,11 @@ from microsr.errors import InputError
 LOSS_NAMES = ("msssim_l1", "perceptual", "adversarial", "frequency")
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a typo in a key fails up front, not after hours
 
 
-class NetworkConfig(_Strict):
+class NetworkConfig(Strict):
     """RRDB generator size: the paper's is 23 blocks × 64 features; CPUs train ~4 × 32."""
 
     features: int = Field(32, ge=4)
@@ -25,14 +25,14 @@ class NetworkConfig(_Strict):
     scale: Literal[1, 2, 4] = 4
 
 
-class FolderData(_Strict):
+class FolderData(Strict):
     """Registered pairs: files of the same name in ``lr_dir`` and ``hr_dir`` (HR = scale × LR)."""
 
     lr_dir: Path
     hr_dir: Path
 
 
-class DataConfig(_Strict):
+class DataConfig(Strict):
     """Where patches come from: the simulator (on the fly) or folders of TIFF pairs."""
 
     source: Literal["simulator", "folder"] = "simulator"
@@ -57,7 +57,7 @@ class DataConfig(_Strict):
         return self
 
 
-class StageConfig(_Strict):
+class StageConfig(Strict):
     """One training stage: iterations, learning rate and loss weights (paper 003, Methods)."""
 
     name: str
@@ -75,7 +75,7 @@ class StageConfig(_Strict):
         return self
 
 
-class TrainConfig(_Strict):
+class TrainConfig(Strict):
     """A whole training run of one network of SFSRM (SEN: denoise, ×1; SRN: super-resolve)."""
 
     network: Literal["sen", "srn"]
@@ -121,8 +121,9 @@ class TrainConfig(_Strict):
         return self.stages[-1]
 
 
-def load_config(path: str | Path) -> TrainConfig:
-    """Read and validate a YAML training configuration; any problem is one clear InputError."""
+def load_config(path: str | Path, schema: type[BaseModel] = TrainConfig):
+    """Read and validate a YAML training configuration (SFSRM's ``TrainConfig`` unless ``schema``);
+    any problem is one clear InputError."""
     import yaml
 
     path = Path(path)
@@ -133,7 +134,7 @@ def load_config(path: str | Path) -> TrainConfig:
     except yaml.YAMLError as exc:
         raise InputError(f"config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     try:
-        return TrainConfig.model_validate(data or {})
+        return schema.model_validate(data or {})
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "config"

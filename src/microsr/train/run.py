@@ -39,7 +39,7 @@ def train(config: TrainConfig, *, progress: bool = True) -> Path:
     from microsr.train.data import validation_pairs
     from microsr.train.module import SFSRMTraining
 
-    output = _prepare(config)
+    output = prepare_output(config)
     L.seed_everything(config.seed, workers=True, verbose=False)
     module = SFSRMTraining(config)
     if module.perceptual_loss is not None:
@@ -50,7 +50,7 @@ def train(config: TrainConfig, *, progress: bool = True) -> Path:
     return _finish(module, output)
 
 
-def _prepare(config) -> Path:
+def prepare_output(config) -> Path:
     """Create the output folder and record the configuration the run was started with."""
     output = Path(config.output_dir)
     output.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,207 @@
+"""Train the two networks of rDL SIM: the SR-estimate DFCAN (raw frames → SIM image) and the rDL denoiser."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+import torch
+from pydantic import Field, model_validator
+
+from microsr.train.config import Strict
+
+#: Network each task trains (see :func:`microsr.pipelines.rdl_sim.build_network`).
+NETWORK_OF_TASK = {"sr": "sr", "denoise": "denoiser"}
+
+
+class RDLDataConfig(Strict):
+    """Where samples come from (the simulator, or a folder with train/ train_gt/ val/ val_gt/) and the acquisition."""
+
+    source: Literal["simulator", "folder"] = "simulator"
+    folder: Path | None = None
+    specimens: list[Literal["filaments", "pits", "network"]] = ["filaments", "pits", "network"]
+    photons: tuple[float, float] = (5.0, 200.0)
+    patch_px: int = Field(64, ge=16)
+    field_px: int = Field(128, ge=16)
+    angles: int = Field(3, ge=1)
+    phases: int = Field(3, ge=3)
+    pixel_size_nm: float = Field(62.6, gt=0)
+    na: float = Field(1.35, gt=0)
+    wavelength_nm: float = Field(525.0, gt=0)
+    background: float | Literal["auto"] = "auto"
+    batch_size: int = Field(4, ge=1)
+    validation_pairs: int = Field(4, ge=1)
+    seed: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.source == "folder" and self.folder is None:
+            raise ValueError("data.source is 'folder' but data.folder is missing")
+        if self.photons[0] <= 0 or self.photons[1] < self.photons[0]:
+            raise ValueError(f"data.photons {self.photons} must be a range (low, high) with 0 < low <= high")
+        if self.field_px < self.patch_px:
+            raise ValueError(f"data.field_px {self.field_px} is smaller than data.patch_px {self.patch_px}")
+        return self
+
+    @property
+    def acquisition(self) -> dict:
+        """What a trained model is valid for; saved with it and checked against the user's data."""
+        return {"angles": self.angles, "phases": self.phases, "pixel_size_nm": self.pixel_size_nm,
+                "na": self.na, "wavelength_nm": self.wavelength_nm}
+
+
+class RDLTrainConfig(Strict):
+    """One rDL training run: task "sr" (DFCAN) or "denoise" (rDL denoiser), loss MSE + ssim_weight·(1 − SSIM)."""
+
+    task: Literal["sr", "denoise"]
+    model: dict[str, int | float] = {}
+    data: RDLDataConfig = RDLDataConfig()
+    iterations: int = Field(ge=1)
+    learning_rate: float = Field(1e-4, gt=0)
+    ssim_weight: float = Field(0.1, ge=0)
+    output_dir: Path
+    checkpoint_every: int = Field(100, ge=1)
+    validate_every: int = Field(200, ge=1)
+    devices: int | str = 1
+    accelerator: str = "auto"
+    strategy: str = "auto"
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _network_builds(self):
+        try:
+            self.build()
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"model: {exc}") from None
+        return self
+
+    @property
+    def total_iterations(self) -> int:
+        return self.iterations
+
+    def hyper(self) -> dict:
+        """Network hyper-parameters: the config's ``model`` with the acquisition's frame counts filled in."""
+        frames = {"in_channels": self.data.angles * self.data.phases} if self.task == "sr" else \
+            {"phases": self.data.phases}
+        return {**self.model, **frames}
+
+    def build(self) -> torch.nn.Module:
+        from microsr.pipelines.rdl_sim import build_network
+
+        return build_network(NETWORK_OF_TASK[self.task], self.hyper())
+
+
+def load_rdl_config(path: str | Path) -> RDLTrainConfig:
+    """Read and validate a YAML rDL training configuration; any problem is one clear InputError."""
+    from microsr.train.config import load_config
+
+    return load_config(path, RDLTrainConfig)
+
+
+def _samples(config: RDLTrainConfig, seed_offset: int):
+    from microsr.train.rdl_data import FolderRawPairs, RawPairStream
+
+    data = config.data
+    common = dict(task=config.task, patch_px=data.patch_px, angles=data.angles, phases=data.phases,
+                  seed=data.seed, seed_offset=seed_offset)
+    if data.source == "folder":
+        return FolderRawPairs(data.folder, split="train", pixel_size_nm=data.pixel_size_nm, na=data.na,
+                              wavelength_nm=data.wavelength_nm, background=data.background, **common)
+    return RawPairStream(specimens=data.specimens, photons=data.photons, field_px=data.field_px,
+                         pixel_size_nm=data.pixel_size_nm, na=data.na, wavelength_nm=data.wavelength_nm, **common)
+
+
+def _validation(config: RDLTrainConfig) -> tuple[torch.Tensor, ...]:
+    from microsr.train.rdl_data import validation_raw_pairs
+
+    data = config.data
+    options = dict(count=data.validation_pairs, patch_px=data.patch_px, angles=data.angles, phases=data.phases,
+                   task=config.task, pixel_size_nm=data.pixel_size_nm, na=data.na,
+                   wavelength_nm=data.wavelength_nm, seed=data.seed)
+    if data.source == "folder":
+        return validation_raw_pairs(folder=data.folder, background=data.background, **options)
+    return validation_raw_pairs(specimens=data.specimens, photons=data.photons, field_px=data.field_px, **options)
+
+
+class RDLTraining(L.LightningModule):
+    """The network of one rDL task, trained with MSE + ``ssim_weight``·(1 − SSIM) (paper 000's loss)."""
+
+    def __init__(self, config: RDLTrainConfig):
+        super().__init__()
+        self.config = config
+        self.save_hyperparameters({"config": config.model_dump(mode="json")})
+        self.network = config.build()
+        self.register_buffer("iteration", torch.zeros((), dtype=torch.long))
+        self.validation: tuple[torch.Tensor, ...] | None = None
+
+    def forward(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        if self.config.task == "sr":
+            return self.network(batch[0])
+        return self.network(batch[0], batch[1])
+
+    def loss_terms(self, output: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        from microsr.metrics.fidelity import ms_ssim_torch
+
+        # One scale (weights [1]) is the plain SSIM of the paper's loss; raw frames are ~0–1 after
+        # normalize_raw, the SIM target is 0–1.
+        ssim = ms_ssim_torch(output, target, data_range=1.0, weights=[1.0])
+        return {"mse": torch.mean((output - target) ** 2), "ssim": ssim}
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.network.parameters(), lr=self.config.learning_rate, betas=(0.9, 0.999))
+
+    def training_step(self, batch, batch_index):
+        output = self(batch)
+        terms = self.loss_terms(output, batch[-1])
+        loss = terms["mse"] + self.config.ssim_weight * (1.0 - terms["ssim"])
+        self.iteration += 1
+        step = int(self.iteration)
+        self.log("loss", loss.detach(), prog_bar=True)
+        self._record(step, "train", float(loss.detach()), {k: float(v.detach()) for k, v in terms.items()})
+        if step % self.config.validate_every == 0 or step == self.config.total_iterations:
+            self._validate(step)
+        if step >= self.config.total_iterations:
+            self.trainer.should_stop = True
+        return loss
+
+    @torch.no_grad()
+    def _validate(self, step: int) -> None:
+        if self.validation is None:
+            return
+        batch = tuple(t.to(self.device) for t in self.validation)
+        self.network.eval()
+        output = self(batch)
+        self.network.train()
+        terms = self.loss_terms(output, batch[-1])
+        psnr = 10 * math.log10(1.0 / max(float(terms["mse"]), 1e-12))
+        metrics = {"val_psnr": psnr, "val_ssim": float(terms["ssim"])}
+        self.log_dict(metrics, prog_bar=True)
+        self._record(step, "validation", float("nan"), metrics)
+
+    def _record(self, step: int, stage: str, loss: float, terms: dict) -> None:
+        from microsr.train.module import append_losses
+
+        if self.trainer is not None and self.trainer.is_global_zero:
+            append_losses(Path(self.config.output_dir) / "losses.csv", step, stage, loss, terms)
+
+
+def train_rdl(config: RDLTrainConfig, *, progress: bool = True) -> Path:
+    """Train (or resume) one rDL network; returns the exported ``model.pt`` (copy it to sr.pt or denoiser.pt)."""
+    from torch.utils.data import DataLoader
+
+    from microsr.pipelines.rdl_sim import save_network
+    from microsr.train.run import fit, last_validation, plot_losses, prepare_output
+
+    output = prepare_output(config)
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    module = RDLTraining(config)
+    module.validation = _validation(config)
+    fit(module, lambda resumes: DataLoader(_samples(config, resumes), batch_size=config.data.batch_size,
+                                           num_workers=0), config, progress=progress)
+    path = save_network(output / "model.pt", NETWORK_OF_TASK[config.task], module.network, config.hyper(),
+                        config.data.acquisition, iterations=int(module.iteration),
+                        validation=last_validation(output / "losses.csv"))
+    plot_losses(output / "losses.csv", output / "loss.png")
+    return path

@@ -1,0 +1,47 @@
+"""rDL training: configs checked up front, 2 iterations + resume for both networks, an exported model that loads."""
+
+import pytest
+import torch
+
+from microsr.errors import InputError
+from microsr.pipelines.rdl_sim import load_network
+from microsr.train.rdl import load_rdl_config, train_rdl
+
+TINY = """
+task: {task}
+model: {model}
+data: {{patch_px: 32, field_px: 48, batch_size: 2, validation_pairs: 1, specimens: [filaments], photons: [20, 50]}}
+iterations: {iterations}
+output_dir: {output}
+checkpoint_every: 1
+validate_every: 2
+"""
+MODELS = {"sr": "{features: 4, groups: 1, blocks_per_group: 1, reduction: 2}",
+          "denoise": "{features: 4, mpe_groups: 1, pfe_groups: 1, merged_groups: 1, blocks: 1, reduction: 2}"}
+
+
+def write(folder, task, iterations, name="config.yaml"):
+    path = folder / name
+    path.write_text(TINY.format(task=task, model=MODELS[task], iterations=iterations, output=folder / task))
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task,kind", [("sr", "sr"), ("denoise", "denoiser")])
+def test_two_iterations_then_resume(tmp_path, task, kind):
+    model_path = train_rdl(load_rdl_config(write(tmp_path, task, 2)), progress=False)
+    network, info = load_network(model_path, kind)
+    assert info["iterations"] == 2 and info["acquisition"]["phases"] == 3 and "val_psnr" in info["validation"]
+    assert (tmp_path / task / "loss.png").exists()
+    resumed = train_rdl(load_rdl_config(write(tmp_path, task, 3, "more.yaml")), progress=False)
+    assert torch.load(resumed, weights_only=True)["iterations"] == 3
+
+
+def test_bad_configs(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("task: sr\nmodel: {featurs: 4}\niterations: 1\noutput_dir: x\n")
+    with pytest.raises(InputError, match="model"):
+        load_rdl_config(path)
+    path.write_text("task: denoise\niterations: 1\noutput_dir: x\ndata: {patch_px: 64, field_px: 32}\n")
+    with pytest.raises(InputError, match="field_px"):
+        load_rdl_config(path)
