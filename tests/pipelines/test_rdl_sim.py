@@ -77,3 +77,16 @@ def test_cli_streams_a_time_series(model_folder, tmp_path, capsys):
     code, _, err = run_cli(["rdl", "predict", str(tmp_path / "sim" / "raw.tif"), "-o", str(tmp_path / "rdl.tif"),
                             "--model", str(model_folder)], capsys)
     assert code == 2 and "exists" in err and "Traceback" not in err
+
+
+def test_care_baseline_reconstructs():
+    from microsr.nets import UNet
+    from microsr.optics import ideal_otf
+    from microsr.pipelines.rdl_sim import care_sim
+
+    data = simulate_sim(shape=(64, 64), photons=30, seed=5)
+    otf = ideal_otf(1.35, 525.0, camera_pixel_nm=data.pixel_size_nm)
+    background = data.camera.offset_adu + data.camera.background_photons
+    sim = care_sim(UNet(3, 3, features=4, depth=1).eval(), data.raw[0], data.params, data.pixel_size_nm, otf,
+                   background=background)
+    assert sim.shape == (128, 128) and np.isfinite(sim).all()

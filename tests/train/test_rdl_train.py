@@ -17,7 +17,8 @@ checkpoint_every: 1
 validate_every: 2
 """
 MODELS = {"sr": "{features: 4, groups: 1, blocks_per_group: 1, reduction: 2}",
-          "denoise": "{features: 4, mpe_groups: 1, pfe_groups: 1, merged_groups: 1, blocks: 1, reduction: 2}"}
+          "denoise": "{features: 4, mpe_groups: 1, pfe_groups: 1, merged_groups: 1, blocks: 1, reduction: 2}",
+          "care": "{features: 4, depth: 1}"}
 
 
 def write(folder, task, iterations, name="config.yaml"):
@@ -27,7 +28,7 @@ def write(folder, task, iterations, name="config.yaml"):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task,kind", [("sr", "sr"), ("denoise", "denoiser")])
+@pytest.mark.parametrize("task,kind", [("sr", "sr"), ("denoise", "denoiser"), ("care", "care")])
 def test_two_iterations_then_resume(tmp_path, task, kind):
     model_path = train_rdl(load_rdl_config(write(tmp_path, task, 2)), progress=False)
     network, info = load_network(model_path, kind)

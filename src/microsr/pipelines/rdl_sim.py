@@ -16,19 +16,25 @@ from microsr.sim.parameters import SIMParameters
 #: Format tag of an exported rDL network (``torch.save`` dict); bump it when the layout changes.
 RDL_MODEL_FORMAT = "microsr-rdl-1"
 
-#: The two networks of an rDL model folder, by file name.
-NETWORK_FILES = {"sr": "sr.pt", "denoiser": "denoiser.pt"}
+#: The networks of an rDL model folder, by file name (care.pt, the baseline, is optional).
+NETWORK_FILES = {"sr": "sr.pt", "denoiser": "denoiser.pt", "care": "care.pt"}
 
 
 def build_network(kind: str, hyper: dict) -> torch.nn.Module:
-    """An untrained network of ``kind`` ("sr": DFCAN, "denoiser": RDLDenoiser) from its hyper-parameters."""
-    from microsr.nets import DFCAN, RDLDenoiser
+    """An untrained network of ``kind`` from its hyper-parameters.
+
+    "sr": DFCAN (raw frames → SR estimate); "denoiser": the rDL denoiser; "care": the CARE-style
+    U-Net baseline that denoises one orientation's frames without being told the pattern.
+    """
+    from microsr.nets import DFCAN, RDLDenoiser, UNet
 
     if kind == "sr":
         return DFCAN(**hyper)
     if kind == "denoiser":
         return RDLDenoiser(**hyper)
-    raise InputError(f"unknown rDL network kind {kind!r}: use 'sr' or 'denoiser'")
+    if kind == "care":
+        return UNet(**hyper)
+    raise InputError(f"unknown rDL network kind {kind!r}: use 'sr', 'denoiser' or 'care'")
 
 
 def save_network(path: str | Path, kind: str, network: torch.nn.Module, hyper: dict, acquisition: dict,
@@ -165,6 +171,22 @@ class RDLSIM:
         settings = ReconstructionSettings(wiener_weight=wiener_weight)
         sim = reconstruct(denoised_photons, params, pixel, self.otf, settings, device=str(self.device))[0]
         return RDLResult(sim=sim, denoised=denoised_photons, sr_estimate=sr_estimate, params=params)
+
+
+@torch.no_grad()
+def care_sim(care, raw: np.ndarray, params: SIMParameters, pixel_size_nm: float, otf: OTF, *,
+             background: float = 0.0, wiener_weight: float = 0.05, device: str = "cpu") -> np.ndarray:
+    """The CARE baseline: denoise each orientation's raw frames with a U-Net (no pattern), then Wiener SIM."""
+    from microsr.sim.reconstruct import ReconstructionSettings, reconstruct
+    from microsr.tiling import predict_tiled
+    from microsr.train.rdl_data import normalize_raw
+
+    normalized, scale = normalize_raw(np.asarray(raw, dtype=np.float32), background)
+    care = care.to(device)
+    denoised = np.stack([predict_tiled(care, frames, scale=1, device=device, channels=frames.shape[0])
+                         for frames in normalized])
+    return reconstruct(denoised * scale, params, pixel_size_nm, otf, ReconstructionSettings(wiener_weight=wiener_weight),
+                       device=device)[0]
 
 
 def predict_rdl_stack(model: RDLSIM, raw_path: str | Path, output: str | Path, *,

@@ -12,8 +12,12 @@ from pydantic import Field, model_validator
 
 from microsr.train.config import Strict
 
-#: Network each task trains (see :func:`microsr.pipelines.rdl_sim.build_network`).
-NETWORK_OF_TASK = {"sr": "sr", "denoise": "denoiser"}
+#: Network each task trains (see :func:`microsr.pipelines.rdl_sim.build_network`); "care" is the
+#: U-Net baseline trained on the same noisy → clean frames as the denoiser, without the pattern.
+NETWORK_OF_TASK = {"sr": "sr", "denoise": "denoiser", "care": "care"}
+
+#: Samples each task trains on (the CARE baseline shares the denoiser's).
+SAMPLES_OF_TASK = {"sr": "sr", "denoise": "denoise", "care": "denoise"}
 
 
 class RDLDataConfig(Strict):
@@ -53,9 +57,10 @@ class RDLDataConfig(Strict):
 
 
 class RDLTrainConfig(Strict):
-    """One rDL training run: task "sr" (DFCAN) or "denoise" (rDL denoiser), loss MSE + ssim_weight·(1 − SSIM)."""
+    """One rDL training run: task "sr" (DFCAN), "denoise" (rDL denoiser) or "care" (U-Net baseline);
+    loss MSE + ssim_weight·(1 − SSIM)."""
 
-    task: Literal["sr", "denoise"]
+    task: Literal["sr", "denoise", "care"]
     model: dict[str, int | float] = {}
     data: RDLDataConfig = RDLDataConfig()
     iterations: int = Field(ge=1)
@@ -83,8 +88,9 @@ class RDLTrainConfig(Strict):
 
     def hyper(self) -> dict:
         """Network hyper-parameters: the config's ``model`` with the acquisition's frame counts filled in."""
-        frames = {"in_channels": self.data.angles * self.data.phases} if self.task == "sr" else \
-            {"phases": self.data.phases}
+        phases = self.data.phases
+        frames = {"sr": {"in_channels": self.data.angles * phases}, "denoise": {"phases": phases},
+                  "care": {"in_channels": phases, "out_channels": phases}}[self.task]
         return {**self.model, **frames}
 
     def build(self) -> torch.nn.Module:
@@ -104,7 +110,7 @@ def _samples(config: RDLTrainConfig, seed_offset: int):
     from microsr.train.rdl_data import FolderRawPairs, RawPairStream
 
     data = config.data
-    common = dict(task=config.task, patch_px=data.patch_px, angles=data.angles, phases=data.phases,
+    common = dict(task=SAMPLES_OF_TASK[config.task], patch_px=data.patch_px, angles=data.angles, phases=data.phases,
                   seed=data.seed, seed_offset=seed_offset)
     if data.source == "folder":
         return FolderRawPairs(data.folder, split="train", pixel_size_nm=data.pixel_size_nm, na=data.na,
@@ -118,7 +124,7 @@ def _validation(config: RDLTrainConfig) -> tuple[torch.Tensor, ...]:
 
     data = config.data
     options = dict(count=data.validation_pairs, patch_px=data.patch_px, angles=data.angles, phases=data.phases,
-                   task=config.task, pixel_size_nm=data.pixel_size_nm, na=data.na,
+                   task=SAMPLES_OF_TASK[config.task], pixel_size_nm=data.pixel_size_nm, na=data.na,
                    wavelength_nm=data.wavelength_nm, seed=data.seed)
     if data.source == "folder":
         return validation_raw_pairs(folder=data.folder, background=data.background, **options)
@@ -139,6 +145,8 @@ class RDLTraining(L.LightningModule):
     def forward(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         if self.config.task == "sr":
             return self.network(batch[0])
+        if self.config.task == "care":
+            return self.network(batch[1])  # the noisy frames only: CARE is not told the pattern
         return self.network(batch[0], batch[1])
 
     def loss_terms(self, output: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
