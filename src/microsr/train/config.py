@@ -75,14 +75,10 @@ class StageConfig(Strict):
         return self
 
 
-class TrainConfig(Strict):
-    """A whole training run of one network of SFSRM (SEN: denoise, ×1; SRN: super-resolve)."""
+class RunSettings(Strict):
+    """What every training run has, whatever it trains: where it writes, how often it checkpoints and
+    validates, and what Lightning runs it on (see :func:`microsr.train.run.fit`)."""
 
-    network: Literal["sen", "srn"]
-    model: NetworkConfig = NetworkConfig()
-    data: DataConfig = DataConfig()
-    stages: list[StageConfig]
-    perceptual_weights: Path | None = None
     output_dir: Path
     checkpoint_every: int = Field(100, ge=1)
     validate_every: int = Field(200, ge=1)
@@ -90,6 +86,16 @@ class TrainConfig(Strict):
     accelerator: str = "auto"
     strategy: str = "auto"
     seed: int = 0
+
+
+class TrainConfig(RunSettings):
+    """A whole training run of one network of SFSRM (SEN: denoise, ×1; SRN: super-resolve)."""
+
+    network: Literal["sen", "srn"]
+    model: NetworkConfig = NetworkConfig()
+    data: DataConfig = DataConfig()
+    stages: list[StageConfig]
+    perceptual_weights: Path | None = None
 
     @model_validator(mode="after")
     def _consistent(self):

@@ -10,7 +10,7 @@ import lightning as L
 import torch
 from pydantic import Field, model_validator
 
-from microsr.train.config import Strict
+from microsr.train.config import RunSettings, Strict
 
 #: Network each task trains (see :func:`microsr.pipelines.rdl_sim.build_network`); "care" is the
 #: U-Net baseline trained on the same noisy → clean frames as the denoiser, without the pattern.
@@ -56,7 +56,7 @@ class RDLDataConfig(Strict):
                 "na": self.na, "wavelength_nm": self.wavelength_nm}
 
 
-class RDLTrainConfig(Strict):
+class RDLTrainConfig(RunSettings):
     """One rDL training run: task "sr" (DFCAN), "denoise" (rDL denoiser) or "care" (U-Net baseline);
     loss MSE + ssim_weight·(1 − SSIM)."""
 
@@ -66,13 +66,6 @@ class RDLTrainConfig(Strict):
     iterations: int = Field(ge=1)
     learning_rate: float = Field(1e-4, gt=0)
     ssim_weight: float = Field(0.1, ge=0)
-    output_dir: Path
-    checkpoint_every: int = Field(100, ge=1)
-    validate_every: int = Field(200, ge=1)
-    devices: int | str = 1
-    accelerator: str = "auto"
-    strategy: str = "auto"
-    seed: int = 0
 
     @model_validator(mode="after")
     def _network_builds(self):

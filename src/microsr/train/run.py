@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from microsr.errors import InputError
-from microsr.train.config import TrainConfig
+from microsr.train.config import RunSettings, TrainConfig
 
 MODEL_FORMAT = "microsr-sfsrm-1"
 log = logging.getLogger("microsr.train")
@@ -58,7 +58,7 @@ def prepare_output(config) -> Path:
     return output
 
 
-def fit(module, make_loader, config, *, progress: bool = True) -> None:
+def fit(module, make_loader, config: RunSettings, *, progress: bool = True) -> None:
     """Fit ``module`` until it has done ``config.total_iterations``, resuming from ``checkpoints/last.ckpt``.
 
     Shared by every trainer of the project (SFSRM, rDL). ``make_loader(resumes)`` gives the training
