@@ -31,8 +31,8 @@ def test_any_input_size_is_enlarged_by_scale(scale, size):
     assert out.shape == (1, 1, size[0] * scale, size[1] * scale)
 
 
-def test_output_lies_strictly_between_zero_and_one():
-    net = small()
+def test_sigmoid_output_lies_strictly_between_zero_and_one():
+    net = small(sigmoid_output=True)
     with torch.no_grad():  # a large bias before the sigmoid still leaves float32 room below 1
         net.conv_last.bias.fill_(8.0)
 

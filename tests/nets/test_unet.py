@@ -68,3 +68,8 @@ def test_padding_does_not_shift_the_image():
 def test_residual_needs_matching_channels():
     with pytest.raises(ValueError, match="residual=False"):
         UNet(in_channels=2, out_channels=1, residual=True)
+
+
+def test_a_fresh_residual_unet_starts_as_the_identity():
+    x = torch.rand(1, 3, 20, 20)
+    torch.testing.assert_close(small(in_channels=3, out_channels=3)(x), x)
