@@ -18,6 +18,7 @@ from microsr.train.rdl_data import (
     training_seed,
     validation_raw_pairs,
     validation_seed,
+    with_estimated_modulation,
 )
 
 SIZE = 64
@@ -75,6 +76,33 @@ def test_pair_shares_units_between_noisy_clean_and_modulated(specimen):
     for modulated, clean in zip(pair.modulated[inner].reshape(9, -1), pair.clean[inner].reshape(9, -1)):
         assert np.corrcoef(modulated, clean)[0, 1] > 0.99
         assert modulated.mean() == pytest.approx(clean.mean(), rel=0.05)
+
+
+def test_modulated_images_from_an_sr_network_follow_its_estimate(tmp_path):
+    import torch
+
+    from microsr.nets import DFCAN
+    from microsr.optics import ideal_otf
+    from microsr.pipelines.rdl_sim import save_network
+
+    hyper = {"in_channels": 9, "features": 4, "groups": 1, "blocks_per_group": 1, "reduction": 2}
+    torch.manual_seed(0)
+    network = DFCAN(**hyper)
+    path = save_network(tmp_path / "sr.pt", "sr", network, hyper, {})
+    pair = simulated_raw_pair(photons=30, shape=(SIZE, SIZE), seed=7)
+    otf = ideal_otf(1.35, 525.0, camera_pixel_nm=62.6)
+
+    estimated = with_estimated_modulation(pair, path, otf)
+
+    assert estimated.modulated.shape == pair.modulated.shape
+    # An untrained network's estimate is not the truth, so its modulated images are not the clean frames,
+    # but they are gain-matched to the noisy frames' units.
+    assert not np.allclose(estimated.modulated, pair.modulated, rtol=0.1)
+    assert estimated.modulated.mean() == pytest.approx(pair.noisy.mean(), rel=0.3)
+    np.testing.assert_array_equal(estimated.noisy, pair.noisy)
+    stream = RawPairStream(patch_px=32, field_px=SIZE, task="denoise", sr_model=path)
+    modulated, noisy, clean = next(iter(stream))
+    assert modulated.shape == noisy.shape == clean.shape == (3, 32, 32)
 
 
 def test_sim_target_resolution():

@@ -46,3 +46,6 @@ def test_bad_configs(tmp_path):
     path.write_text("task: denoise\niterations: 1\noutput_dir: x\ndata: {patch_px: 64, field_px: 32}\n")
     with pytest.raises(InputError, match="field_px"):
         load_rdl_config(path)
+    path.write_text("task: denoise\niterations: 1\noutput_dir: x\ndata: {sr_model: missing/model.pt}\n")
+    with pytest.raises(InputError, match="train the SR network first"):
+        load_rdl_config(path)

@@ -20,6 +20,13 @@ RDL_MODEL_FORMAT = "microsr-rdl-1"
 NETWORK_FILES = {"sr": "sr.pt", "denoiser": "denoiser.pt", "care": "care.pt"}
 
 
+def resolve_model_folder(name_or_path: str | Path) -> Path:
+    """A folder as given, or the folder of a shipped rDL model (:func:`microsr.pipelines.shipped.shipped_models`)."""
+    from microsr.pipelines.shipped import model_folder
+
+    return model_folder(name_or_path, "rdl")
+
+
 def build_network(kind: str, hyper: dict) -> torch.nn.Module:
     """An untrained network of ``kind`` from its hyper-parameters.
 
@@ -58,6 +65,29 @@ def load_network(path: str | Path, kind: str) -> tuple[torch.nn.Module, dict]:
     return network, info
 
 
+@torch.no_grad()
+def estimated_modulated_images(sr_network, normalized: np.ndarray, params: SIMParameters, pixel_size_nm: float,
+                               otf: OTF, *, device="cpu", tile_px: int | None = None,
+                               overlap_px: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """The SR network's estimate of normalized raw frames ``(A, P, Y, X)`` and its pattern-modulated images.
+
+    Returns ``(sr_estimate (2Y, 2X), modulated (A, P, Y, X))``. The SR estimate is 0–1 with an unknown
+    gain, so the modulated images are matched to the noisy frames' intensity by least squares: both
+    branches of the denoiser then see the same units. Prediction and denoiser training both call this,
+    so the denoiser learns on exactly the modulated images it will be given.
+    """
+    from microsr.sim.modulated import modulated_images
+    from microsr.tiling import predict_tiled
+
+    angles, phases = normalized.shape[:2]
+    flat = normalized.reshape(angles * phases, *normalized.shape[2:])
+    sr_estimate = predict_tiled(sr_network, flat, scale=2, tile_px=tile_px, overlap_px=overlap_px, device=device,
+                                channels=angles * phases)[0]
+    modulated = modulated_images(sr_estimate, params, pixel_size_nm, otf)
+    gain = float(np.sum(modulated * normalized) / max(float(np.sum(modulated * modulated)), 1e-12))
+    return sr_estimate, (modulated * gain).astype(np.float32)
+
+
 @dataclass
 class RDLResult:
     """An rDL SIM prediction: the SIM image, the denoised raw frames, and what led to them."""
@@ -91,12 +121,13 @@ class RDLSIM:
 
     @classmethod
     def from_folder(cls, folder: str | Path, otf: OTF | None = None, device: str = "auto") -> "RDLSIM":
-        """Load ``sr.pt`` and ``denoiser.pt`` from a folder; the OTF defaults to the ideal one of the acquisition."""
+        """Load ``sr.pt`` and ``denoiser.pt`` from a folder or a shipped model's name (e.g. "tirf-sim-3x3");
+        the OTF defaults to the ideal one of the acquisition."""
         from microsr.optics import ideal_otf
 
-        folder = Path(folder)
+        folder = resolve_model_folder(folder)
         if not folder.is_dir():
-            raise InputError(f"rDL model folder {folder} does not exist: give a folder with sr.pt and denoiser.pt")
+            raise InputError(f"rDL model folder {folder} is not a folder: give a folder with sr.pt and denoiser.pt")
         sr_network, sr_info = load_network(folder / NETWORK_FILES["sr"], "sr")
         denoiser, info = load_network(folder / NETWORK_FILES["denoiser"], "denoiser")
         if sr_info["acquisition"] != info["acquisition"]:
@@ -106,6 +137,16 @@ class RDLSIM:
         otf = otf or ideal_otf(acquisition["na"], acquisition["wavelength_nm"],
                                camera_pixel_nm=acquisition["pixel_size_nm"])
         return cls(sr_network, denoiser, info, otf, device)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path = "tirf-sim-3x3", otf: OTF | None = None,
+                        device: str = "auto") -> "RDLSIM":
+        """A shipped model by name, or a folder (as :meth:`from_folder`); like ``SFSRM.from_pretrained``.
+
+        >>> model = RDLSIM.from_pretrained("tirf-sim-3x3", device="cpu")          # doctest: +SKIP
+        >>> result = model.predict(raw, background=100.0)                          # doctest: +SKIP
+        """
+        return cls.from_folder(name_or_path, otf, device)
 
     def check_raw(self, raw, pixel_size_nm: float | None) -> np.ndarray:
         """Raw frames as (A, P, Y, X) float32 for this model, or a clear error; a pixel-size mismatch warns."""
@@ -135,7 +176,6 @@ class RDLSIM:
                 tile_px: int | None = None, overlap_px: int = 16) -> RDLResult:
         """Denoise one raw SIM set with the pattern in the loop and reconstruct it; see :class:`RDLResult`."""
         from microsr.sim.estimate import estimate_parameters
-        from microsr.sim.modulated import modulated_images
         from microsr.sim.reconstruct import ReconstructionSettings, reconstruct
         from microsr.tiling import predict_tiled
         from microsr.train.rdl_data import normalize_raw
@@ -150,14 +190,9 @@ class RDLSIM:
                 raise EstimationError(f"{exc}; pass a prior (angles and spacing from a calibration) with "
                                       "--prior-angles-deg/--prior-spacing-nm, or parameters with --params") from None
         normalized, scale = normalize_raw(frames, background)
-        flat = normalized.reshape(angles * phases, *normalized.shape[2:])
-        sr_estimate = predict_tiled(self.sr_network, flat, scale=2, tile_px=tile_px, overlap_px=overlap_px,
-                                    device=self.device, channels=angles * phases)[0]
-        modulated = modulated_images(sr_estimate, params, pixel, self.otf)
-        # The SR estimate is 0–1 with an unknown gain: match the modulated images to the noisy frames'
-        # intensity by least squares, so both branches of the denoiser see the same units.
-        gain = float(np.sum(modulated * normalized) / max(np.sum(modulated * modulated), 1e-12))
-        modulated = (modulated * gain).astype(np.float32)
+        sr_estimate, modulated = estimated_modulated_images(self.sr_network, normalized, params, pixel, self.otf,
+                                                            device=self.device, tile_px=tile_px,
+                                                            overlap_px=overlap_px)
         denoised = np.empty_like(normalized)
 
         def both_branches(stacked: torch.Tensor) -> torch.Tensor:

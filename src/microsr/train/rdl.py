@@ -38,6 +38,9 @@ class RDLDataConfig(Strict):
     batch_size: int = Field(4, ge=1)
     validation_pairs: int = Field(4, ge=1)
     seed: int = Field(0, ge=0)
+    #: Trained SR network (task "sr" model.pt) whose estimates make the denoiser's modulated images, as at
+    #: prediction; without it they come from the ground truth, and the denoiser learns to trust them too much.
+    sr_model: Path | None = None
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -45,6 +48,9 @@ class RDLDataConfig(Strict):
             raise ValueError("data.source is 'folder' but data.folder is missing")
         if self.photons[0] <= 0 or self.photons[1] < self.photons[0]:
             raise ValueError(f"data.photons {self.photons} must be a range (low, high) with 0 < low <= high")
+        if self.sr_model is not None and not self.sr_model.is_file():
+            raise ValueError(f"data.sr_model {self.sr_model} does not exist: train the SR network first "
+                             "(task: sr) and give its model.pt")
         if self.field_px < self.patch_px:
             raise ValueError(f"data.field_px {self.field_px} is smaller than data.patch_px {self.patch_px}")
         return self
@@ -104,7 +110,7 @@ def _samples(config: RDLTrainConfig, seed_offset: int):
 
     data = config.data
     common = dict(task=SAMPLES_OF_TASK[config.task], patch_px=data.patch_px, angles=data.angles, phases=data.phases,
-                  seed=data.seed, seed_offset=seed_offset)
+                  seed=data.seed, seed_offset=seed_offset, sr_model=data.sr_model)
     if data.source == "folder":
         return FolderRawPairs(data.folder, split="train", pixel_size_nm=data.pixel_size_nm, na=data.na,
                               wavelength_nm=data.wavelength_nm, background=data.background, **common)
@@ -118,7 +124,7 @@ def _validation(config: RDLTrainConfig) -> tuple[torch.Tensor, ...]:
     data = config.data
     options = dict(count=data.validation_pairs, patch_px=data.patch_px, angles=data.angles, phases=data.phases,
                    task=SAMPLES_OF_TASK[config.task], pixel_size_nm=data.pixel_size_nm, na=data.na,
-                   wavelength_nm=data.wavelength_nm, seed=data.seed)
+                   wavelength_nm=data.wavelength_nm, seed=data.seed, sr_model=data.sr_model)
     if data.source == "folder":
         return validation_raw_pairs(folder=data.folder, background=data.background, **options)
     return validation_raw_pairs(specimens=data.specimens, photons=data.photons, field_px=data.field_px, **options)

@@ -16,6 +16,8 @@ angle each, which gives the variety augmentation would.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,6 +198,28 @@ def _simulated_pair(*, specimen: str, photons: float, shape: tuple[int, int], an
                    photons=float(photons), specimen=specimen, scale=scale, pixel_size_nm=float(pixel_size_nm))
 
 
+@functools.lru_cache(maxsize=4)
+def _sr_network(path: str) -> torch.nn.Module:
+    """A trained SR network (``microsr rdl train``, task sr), loaded once per process."""
+    from microsr.pipelines.rdl_sim import load_network
+
+    return load_network(path, "sr")[0]
+
+
+def with_estimated_modulation(pair: RawPair, sr_model: str | Path, otf: OTF) -> RawPair:
+    """``pair`` with its pattern-modulated images made from an SR network's estimate of its noisy frames.
+
+    This is how the denoiser meets them at prediction (:func:`microsr.pipelines.rdl_sim.estimated_modulated_images`).
+    Trained on modulated images of the ground truth instead, a denoiser learns to copy them, and at
+    prediction copies the SR estimate's errors into the raw frames.
+    """
+    from microsr.pipelines.rdl_sim import estimated_modulated_images
+
+    _, modulated = estimated_modulated_images(_sr_network(str(sr_model)), pair.noisy, pair.params,
+                                              pair.pixel_size_nm, otf)
+    return dataclasses.replace(pair, modulated=modulated)
+
+
 def simulated_raw_pair(*, specimen: str = "filaments", photons: float, shape: tuple[int, int] = (128, 128),
                        angles: int = 3, phases: int = 3, pixel_size_nm: float = 62.6, na: float = 1.35,
                        wavelength_nm: float = 525.0, seed: int) -> RawPair:
@@ -288,6 +312,7 @@ class _Simulation:
     pixel_size_nm: float
     na: float
     wavelength_nm: float
+    sr_model: str | None = None
 
     def __post_init__(self):
         if not self.specimens:
@@ -311,10 +336,14 @@ class _Simulation:
         specimen = self.specimens[int(rng.integers(len(self.specimens)))]
         low, high = self.photons
         photons = float(np.exp(rng.uniform(np.log(low), np.log(high))))
-        return _simulated_pair(specimen=specimen, photons=photons, shape=(self.field_px, self.field_px),
+        pair = _simulated_pair(specimen=specimen, photons=photons, shape=(self.field_px, self.field_px),
                                angles=self.angles, phases=self.phases, pixel_size_nm=self.pixel_size_nm,
                                na=self.na, wavelength_nm=self.wavelength_nm, seed=seed,
-                               with_modulated=self.task == "denoise")
+                               with_modulated=self.task == "denoise" and self.sr_model is None)
+        if self.task == "denoise" and self.sr_model is not None:
+            otf = ideal_otf(self.na, self.wavelength_nm, camera_pixel_nm=self.pixel_size_nm)
+            pair = with_estimated_modulation(pair, self.sr_model, otf)
+        return pair
 
     def samples(self, seed: int, count: int) -> list[tuple[torch.Tensor, ...]]:
         pair = self.field(seed)
@@ -351,6 +380,10 @@ class RawPairStream(IterableDataset):
     seed, seed_offset : int
         Non-negative; the stream draws :func:`training_seed` ``(seed, seed_offset, i)``, which is never
         a :func:`validation_seed`. A resumed run passes a new ``seed_offset`` to see new fields.
+    sr_model : path, optional
+        A trained SR network (``model.pt`` of task "sr"): for "denoise", the modulated images are made
+        from its estimate of the noisy frames, as at prediction (:func:`with_estimated_modulation`).
+        Without it they are made from the ground truth.
 
     Raises
     ------
@@ -369,10 +402,11 @@ class RawPairStream(IterableDataset):
     def __init__(self, specimens=SPECIMENS, photons: tuple[float, float] = (10.0, 200.0), patch_px: int = 64,
                  field_px: int = 128, angles: int = 3, phases: int = 3, task: str = "sr",
                  patches_per_field: int = 1, pixel_size_nm: float = 62.6, na: float = 1.35,
-                 wavelength_nm: float = 525.0, seed: int = 0, seed_offset: int = 0):
+                 wavelength_nm: float = 525.0, seed: int = 0, seed_offset: int = 0,
+                 sr_model: str | Path | None = None):
         self.simulation = _Simulation(tuple(specimens), (float(photons[0]), float(photons[1])), int(field_px),
                                       int(patch_px), int(angles), int(phases), task, float(pixel_size_nm),
-                                      float(na), float(wavelength_nm))
+                                      float(na), float(wavelength_nm), str(sr_model) if sr_model else None)
         if seed < 0 or seed_offset < 0:
             raise InputError(f"seed ({seed}) and seed_offset ({seed_offset}) must be ≥ 0: negative seeds are "
                              "left to validation")
@@ -522,6 +556,8 @@ class FolderRawPairs(IterableDataset):
         As for :func:`raw_pairs_from_files`.
     seed, seed_offset : int
         Patch positions follow from them (and the worker).
+    sr_model : path, optional
+        As for :class:`RawPairStream`: modulated images from a trained SR network's estimate.
 
     Raises
     ------
@@ -534,7 +570,7 @@ class FolderRawPairs(IterableDataset):
                  angles: int = 3, phases: int = 3, pixel_size_nm: float | None = None, otf: OTF | None = None,
                  na: float = 1.35, wavelength_nm: float = 525.0, background: float | str = "auto",
                  prior: PatternPrior | None = None, allow_unreliable: bool = False, seed: int = 0,
-                 seed_offset: int = 0):
+                 seed_offset: int = 0, sr_model: str | Path | None = None):
         _check_task(task)
         if split not in FOLDER_LAYOUT:
             raise InputError(f"unknown split {split!r}: use 'train' or 'val'")
@@ -560,6 +596,10 @@ class FolderRawPairs(IterableDataset):
             noisy_dir / name, gt_dir / name, angles=angles, phases=phases, pixel_size_nm=pixel_size_nm, otf=otf,
             na=na, wavelength_nm=wavelength_nm, background=background, prior=prior,
             allow_unreliable=allow_unreliable)]
+        if task == "denoise" and sr_model is not None:
+            pixel = self.pairs[0].pixel_size_nm
+            otf = otf or ideal_otf(na, wavelength_nm, camera_pixel_nm=pixel)
+            self.pairs = [with_estimated_modulation(pair, sr_model, otf) for pair in self.pairs]
         smallest = min(min(pair.noisy.shape[-2:]) for pair in self.pairs)
         if patch_px > smallest:
             raise InputError(f"patch_px {patch_px} is larger than the smallest raw frame in {noisy_dir} "
@@ -590,13 +630,13 @@ def validation_raw_pairs(count: int = 8, *, specimens=SPECIMENS, photons: tuple[
                          patch_px: int = 64, field_px: int = 128, angles: int = 3, phases: int = 3,
                          task: str = "sr", pixel_size_nm: float = 62.6, na: float = 1.35,
                          wavelength_nm: float = 525.0, seed: int = 0, folder: str | Path | None = None,
-                         **folder_options) -> tuple[torch.Tensor, ...]:
+                         sr_model: str | Path | None = None, **folder_options) -> tuple[torch.Tensor, ...]:
     """A fixed validation batch: simulated from seeds no training stream draws, or cut from ``folder/val``.
 
     Simulated fields use :func:`validation_seed` (odd; :func:`training_seed` is always even), one
     patch per field, drawn exactly as :class:`RawPairStream` draws its own. With ``folder``, the
     patches come from ``val/`` and ``val_gt/`` (:class:`FolderRawPairs`, ``folder_options`` passed on)
-    at fixed positions.
+    at fixed positions. ``sr_model`` makes the modulated images as :class:`RawPairStream` does.
 
     Returns
     -------
@@ -613,13 +653,13 @@ def validation_raw_pairs(count: int = 8, *, specimens=SPECIMENS, photons: tuple[
         raise InputError(f"count must be ≥ 1 validation samples, got {count}")
     if folder is not None:
         reader = FolderRawPairs(folder, split="val", task=task, patch_px=patch_px, angles=angles, phases=phases,
-                                seed=seed, **folder_options)
+                                seed=seed, sr_model=sr_model, **folder_options)
         samples = reader.samples(count, np.random.default_rng((seed, 999_983)))
     else:
         if seed < 0:
             raise InputError(f"seed must be ≥ 0, got {seed}")
         simulation = _Simulation(tuple(specimens), (float(photons[0]), float(photons[1])), int(field_px),
                                  int(patch_px), int(angles), int(phases), task, float(pixel_size_nm), float(na),
-                                 float(wavelength_nm))
+                                 float(wavelength_nm), str(sr_model) if sr_model else None)
         samples = [simulation.samples(validation_seed(seed, i), 1)[0] for i in range(count)]
     return tuple(torch.stack(column) for column in zip(*samples))
