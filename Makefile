@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 WHEELS := $(wildcard /opt/wheels)
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check $(if $(WHEELS),--find-links $(WHEELS),)
 
-.PHONY: setup demo test bench shipped-model paper-models clean
+.PHONY: setup demo test bench shipped-model paper-models rdl-models clean
 
 setup: $(STAMP)
 
@@ -44,6 +44,14 @@ paper-models: $(STAMP)
 	$(VENV)/bin/microsr sfsrm train examples/sfsrm_srn_dots_x10.yaml
 	$(VENV)/bin/microsr sfsrm train examples/sfsrm_srn_lines_x10.yaml
 	$(PY) bench/sfsrm_paper.py --dot-model runs/srn_dots_x10/model.pt --line-model runs/srn_lines_x10/model.pt
+
+# The shipped rDL SIM model "tirf-sim-3x3" (seed 0 of three independently trained DFCAN + denoiser pairs)
+# and the CARE baseline, on the simulator (~40 min on 2 CPU cores), then the comparison and uncertainty table.
+rdl-models: $(STAMP)
+	bash bench/rdl_models.sh
+	$(PY) bench/rdl_compare.py --model src/microsr/weights/tirf-sim-3x3 --care runs/rdl_tirf/care_seed0/model.pt \
+		--ensemble runs/rdl_tirf/model_seed0 runs/rdl_tirf/model_seed1 runs/rdl_tirf/model_seed2 \
+		--figure bench_out/rdl_uncertainty.png
 
 clean:
 	rm -rf $(VENV) demo_out bench_out .pytest_cache

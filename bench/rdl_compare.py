@@ -14,7 +14,14 @@ least-squares linear fit of each image to the reference, ``normalization="linear
 resolution is decorrelation analysis of each image alone. Seeds are held out (odd validation seeds
 are never drawn by training; these start at 10⁹ + 1).
 
-Usage: python bench/rdl_compare.py --model rdl_model [--photons 5 15 50] [--fields 4] [--size-px 128]
+Model uncertainty (``--ensemble`` with 2+ model folders, independently trained: ``bench/rdl_models.sh``
+makes 3): per photon level, the per-pixel standard deviation over the models' outputs
+(:func:`microsr.metrics.ensemble_disagreement`, each output scaled 0–1 first), averaged over the
+pixels of all fields, for DFCAN-SIM and for rDL SIM; paper 000 reports rDL's five-fold lower.
+``--figure`` saves the maps of the first field at the lowest photon level.
+
+Usage: python bench/rdl_compare.py --model tirf-sim-3x3 [--care care.pt] [--ensemble M0 M1 M2]
+       [--photons 5 15 50] [--fields 3] [--size-px 128] [--figure uncertainty.png]
 """
 
 from __future__ import annotations
@@ -25,8 +32,8 @@ from pathlib import Path
 
 import torch
 
-from microsr.metrics import decorrelation_resolution, psnr, ssim
-from microsr.pipelines.rdl_sim import NETWORK_FILES, RDLSIM, care_sim, load_network
+from microsr.metrics import decorrelation_resolution, ensemble_disagreement, psnr, ssim
+from microsr.pipelines.rdl_sim import NETWORK_FILES, RDLSIM, care_sim, load_network, resolve_model_folder
 from microsr.sim.reconstruct import ReconstructionSettings, reconstruct
 from microsr.sim.simulate import simulate_sim
 from microsr.train.rdl_data import sim_resolution_fwhm_nm, sim_target
@@ -34,13 +41,17 @@ from microsr.train.rdl_data import sim_resolution_fwhm_nm, sim_target
 HELD_OUT_SEED = 10**9 + 1
 
 
+def held_out_field(index: int, photons: float, size_px: int):
+    """The ``index``-th held-out field: specimens in turn, seeds no training run draws."""
+    specimen = ("filaments", "pits", "network")[index % 3]
+    return simulate_sim(shape=(size_px, size_px), photons=photons, specimen=specimen, seed=HELD_OUT_SEED + 2 * index)
+
+
 def compare(model: RDLSIM, photons: float, fields: int, size_px: int, care=None) -> dict:
     methods = ("conventional SIM", "DFCAN-SIM", *(("CARE + Wiener",) if care is not None else ()), "rDL SIM")
     scores: dict[str, dict[str, list]] = {m: {"psnr": [], "ssim": [], "resolution_nm": []} for m in methods}
     for index in range(fields):
-        specimen = ("filaments", "pits", "network")[index % 3]
-        data = simulate_sim(shape=(size_px, size_px), photons=photons, specimen=specimen,
-                            seed=HELD_OUT_SEED + 2 * index)
+        data = held_out_field(index, photons, size_px)
         pixel = data.pixel_size_nm
         background = data.camera.offset_adu + data.camera.background_photons
         reference = sim_target(data.ground_truth, pixel / 2, sim_resolution_fwhm_nm(1.35, 525.0, 0.92))
@@ -63,16 +74,66 @@ def compare(model: RDLSIM, photons: float, fields: int, size_px: int, care=None)
     return summary
 
 
+def uncertainty(models: list[RDLSIM], photons: float, fields: int, size_px: int) -> tuple[dict, dict]:
+    """Mean per-pixel standard deviation over ``models`` for DFCAN-SIM and rDL SIM, and the first field's maps."""
+    spread: dict[str, list] = {"DFCAN-SIM": [], "rDL SIM": []}
+    maps = {}
+    for index in range(fields):
+        data = held_out_field(index, photons, size_px)
+        background = data.camera.offset_adu + data.camera.background_photons
+        results = [model.predict(data.raw[0], background=background, params=data.params,
+                                 pixel_size_nm=data.pixel_size_nm) for model in models]
+        for name, images in (("DFCAN-SIM", [r.sr_estimate for r in results]), ("rDL SIM", [r.sim for r in results])):
+            std = ensemble_disagreement(images)
+            spread[name].append(float(std.mean()))
+            if index == 0:
+                maps[name] = std
+                maps[f"{name} image"] = images[0]
+        if index == 0:
+            maps["ground truth"] = sim_target(data.ground_truth, data.pixel_size_nm / 2,
+                                              sim_resolution_fwhm_nm(1.35, 525.0, 0.92))
+    return {name: statistics.mean(values) for name, values in spread.items()}, maps
+
+
+def save_uncertainty_figure(maps: dict, photons: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    top = max(float(maps["DFCAN-SIM"].max()), float(maps["rDL SIM"].max()))
+    panels = [("ground truth (SIM resolution)", maps["ground truth"], "gray", None),
+              ("DFCAN-SIM", maps["DFCAN-SIM image"], "gray", None), ("rDL SIM", maps["rDL SIM image"], "gray", None),
+              ("DFCAN-SIM: std over models", maps["DFCAN-SIM"], "inferno", top),
+              ("rDL SIM: std over models", maps["rDL SIM"], "inferno", top)]
+    figure, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6))
+    for axis, (title, image, cmap, vmax) in zip(axes, panels):
+        shown = axis.imshow(image, cmap=cmap, vmin=0 if vmax else None, vmax=vmax)
+        axis.set_title(title, fontsize=9)
+        axis.axis("off")
+        if vmax:
+            figure.colorbar(shown, ax=axis, fraction=0.046)
+    figure.suptitle(f"Model uncertainty at {photons:g} photons (same colour scale for both maps)")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="folder with sr.pt and denoiser.pt")
+    parser.add_argument("--model", required=True, help="shipped rDL model name or folder with sr.pt and denoiser.pt")
+    parser.add_argument("--care", help="CARE baseline (model.pt of 'task: care'); default MODEL/care.pt if present")
+    parser.add_argument("--ensemble", nargs="+", default=[], help="2+ independently trained model folders")
     parser.add_argument("--photons", type=float, nargs="+", default=[5.0, 15.0, 50.0])
     parser.add_argument("--fields", type=int, default=3)
     parser.add_argument("--size-px", type=int, default=128)
+    parser.add_argument("--figure", type=Path, help="save the uncertainty maps (PNG) of the lowest photon level")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    model = RDLSIM.from_folder(args.model, device="cpu")
-    care_path = Path(args.model) / NETWORK_FILES["care"]
+    folder = resolve_model_folder(args.model)
+    model = RDLSIM.from_folder(folder, device="cpu")
+    care_path = Path(args.care) if args.care else folder / NETWORK_FILES["care"]
     care = load_network(care_path, "care")[0] if care_path.exists() else None
     print(f"\nrDL SIM comparison — model {args.model}, {args.fields} held-out fields of {args.size_px}² per "
           "photon level; PSNR / SSIM after a linear fit to the SIM-resolution ground truth\n")
@@ -83,8 +144,23 @@ def main() -> None:
             resolution = f"{row['resolution_nm']:.0f} nm" if row["resolution_nm"] else "—"
             print(f"| {photons:g} | {name} | {row['psnr']:.2f} | {row['ssim']:.3f} | {resolution} |")
     if care is None:
-        print(f"\nNo {care_path}: the CARE + Wiener row needs a model trained with 'task: care'.")
-    print("Not measured here: the model uncertainty over 3 independently trained models.")
+        print(f"\nNo {care_path}: the CARE + Wiener row needs a model trained with 'task: care' (--care).")
+    if len(args.ensemble) < 2:
+        print("Model uncertainty not measured: give --ensemble with 2+ independently trained model folders.")
+        return
+    models = [RDLSIM.from_folder(resolve_model_folder(path), device="cpu") for path in args.ensemble]
+    print(f"\nModel uncertainty: mean per-pixel std over {len(models)} models (outputs scaled 0–1), "
+          f"{args.fields} fields per level\n")
+    print("| photons | DFCAN-SIM | rDL SIM | DFCAN / rDL |")
+    print("|---|---|---|---|")
+    for photons in args.photons:
+        spread, maps = uncertainty(models, photons, args.fields, args.size_px)
+        ratio = spread["DFCAN-SIM"] / max(spread["rDL SIM"], 1e-12)
+        print(f"| {photons:g} | {spread['DFCAN-SIM']:.4f} | {spread['rDL SIM']:.4f} | {ratio:.2f}× |")
+        if args.figure and photons == min(args.photons):
+            save_uncertainty_figure(maps, photons, args.figure)
+    if args.figure:
+        print(f"\nwrote {args.figure}")
 
 
 if __name__ == "__main__":

@@ -412,24 +412,30 @@ def rdl_train_command(
 def rdl_predict_command(
     raw: Path = typer.Argument(..., help="Raw SIM frames: (A·P, Y, X) or a time series, TIFF/MRC/Zarr."),
     output: Path = typer.Option(..., "-o", "--output", help="rDL SIM image stack (T, 2Y, 2X): .tif or .zarr."),
-    model: Path = typer.Option(..., "--model", help="Folder with sr.pt and denoiser.pt ('microsr rdl train')."),
+    model: str = typer.Option("tirf-sim-3x3", "--model",
+                              help="Shipped model name, or a folder with sr.pt and denoiser.pt ('microsr rdl train')."),
     denoised_out: Optional[Path] = typer.Option(None, "--denoised-out", help="Also write the denoised raw frames."),
     background: str = typer.Option("auto", "--background", help="Camera offset + background, or 'auto'."),
     params: Optional[Path] = typer.Option(None, "--params", help="Pattern parameters JSON ('microsr sim estimate')."),
     pixel_size_nm: Optional[float] = typer.Option(None, "--pixel-size-nm", help="Default: from the file."),
     otf: Optional[Path] = typer.Option(None, "--otf", help="Measured OTF (.mrc); default: ideal, from the model."),
+    prior_angles_deg: Optional[str] = typer.Option(None, "--prior-angles-deg",
+                                                   help="Calibrated pattern angles, comma-separated (degrees)."),
+    prior_spacing_nm: Optional[float] = typer.Option(None, "--prior-spacing-nm", help="Calibrated pattern spacing."),
     device: Device = typer.Option(Device.auto, "--device"),
     overwrite: bool = OVERWRITE,
 ):
     """Denoise raw SIM frames with the pattern in the loop, then reconstruct them (rDL SIM)."""
     from microsr.optics import load_otf_mrc
     from microsr.pipelines.rdl_sim import RDLSIM, predict_rdl_stack
+    from microsr.pipelines.sim import parse_prior
     from microsr.sim.parameters import SIMParameters
 
     rdl = RDLSIM.from_folder(model, otf=load_otf_mrc(otf) if otf else None, device=device.value)
+    prior = parse_prior(prior_angles_deg, prior_spacing_nm, 3.0, 5.0)
     summary = predict_rdl_stack(rdl, raw, output, denoised_output=denoised_out, background=background,
                                 params=SIMParameters.load(params) if params else None, pixel_size_nm=pixel_size_nm,
-                                overwrite=overwrite, progress=sys.stderr.isatty())
+                                overwrite=overwrite, progress=sys.stderr.isatty(), prior=prior)
     typer.echo(json.dumps(summary))
 
 
@@ -438,14 +444,17 @@ def demo_command(
     outdir: Path = typer.Argument(Path("demo_out"), help="Folder for the demo's files."),
     overwrite: bool = typer.Option(True, "--overwrite/--no-overwrite"),
 ):
-    """SIM: simulate, estimate, reconstruct; SFSRM: the shipped model on a held-out frame. Figures as PNG."""
-    from microsr.pipelines.demo import run_demo, run_sfsrm_demo
-    from microsr.pipelines.sfsrm import shipped_models
+    """SIM: simulate, estimate, reconstruct; SFSRM and rDL SIM: the shipped models on held-out data. Figures as PNG."""
+    from microsr.pipelines.demo import run_demo, run_rdl_demo, run_sfsrm_demo
+    from microsr.pipelines.shipped import shipped_models
 
     for line in run_demo(outdir, overwrite=overwrite):
         typer.echo(line)
-    if "filaments-x4" in shipped_models():
+    if "filaments-x4" in shipped_models("sfsrm"):
         for line in run_sfsrm_demo(outdir, overwrite=overwrite):
+            typer.echo(line)
+    if "tirf-sim-3x3" in shipped_models("rdl"):
+        for line in run_rdl_demo(outdir, overwrite=overwrite):
             typer.echo(line)
 
 

@@ -213,7 +213,7 @@ def training_figure(losses_csv: str | Path, path: str | Path, *, overwrite: bool
     _save(fig, path, overwrite)
 
 
-def sfsrm_figure(path: str | Path, panels: list[tuple[str, np.ndarray, float]],
+def comparison_figure(path: str | Path, panels: list[tuple[str, np.ndarray, float]],
                  maps: list[tuple[str, np.ndarray, float]] = (), *, title: str = "",
                  overwrite: bool = True) -> None:
     """Images (name, image, pixel nm) side by side at one physical scale, then quality maps with colour bars."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ import torch
 
 from microsr.errors import InputError
 from microsr.io import check_finite
+from microsr.pipelines.shipped import model_folder, shipped_models  # noqa: F401 (shipped_models: API)
 
 #: A widefield pixel size this far (fraction) from the model's makes its blur prior wrong.
 PIXEL_SIZE_TOLERANCE = 0.2
@@ -33,22 +33,6 @@ def _load_network(path: Path, expected: str | None = None):
     if expected and info["network"] != expected:
         raise InputError(f"{path} holds an {info['network'].upper()}, not an {expected.upper()}")
     return generator, info
-
-
-def shipped_models() -> list[str]:
-    """Names of the models that come with microsr (folders under ``microsr/weights``)."""
-    root = resources.files("microsr") / "weights"
-    return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-
-
-def _model_folder(name_or_path: str | Path) -> Path:
-    path = Path(name_or_path)
-    if path.exists():
-        return path
-    if str(name_or_path) in shipped_models():
-        return Path(str(resources.files("microsr") / "weights" / str(name_or_path)))
-    raise InputError(f"no model {name_or_path!r}: give a folder with srn.pt (and sen.pt) or one of the shipped "
-                     f"models: {', '.join(shipped_models()) or 'none installed'}")
 
 
 @dataclass
@@ -81,7 +65,7 @@ class SFSRM:
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path = "filaments-x4", device: str = "auto") -> "SFSRM":
         """Load a shipped model by name, or a folder holding ``srn.pt`` and optionally ``sen.pt``."""
-        folder = _model_folder(name_or_path)
+        folder = model_folder(name_or_path, "sfsrm")
         if folder.is_file():
             srn, info = _load_network(folder, "srn")
             return cls(srn, info, device=device)
