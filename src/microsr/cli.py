@@ -22,6 +22,9 @@ sfsrm_app = typer.Typer(no_args_is_help=True, help="Single-frame super-resolutio
 app.add_typer(sfsrm_app, name="sfsrm")
 rdl_app = typer.Typer(no_args_is_help=True, help="rDL SIM: pattern-informed denoising of raw SIM frames.")
 app.add_typer(rdl_app, name="rdl")
+selfsup_app = typer.Typer(no_args_is_help=True,
+                          help="Self-supervised rDL for lattice light-sheet stacks (TiS / SiS), no clean data.")
+app.add_typer(selfsup_app, name="selfsup")
 
 
 class Device(str, Enum):
@@ -437,6 +440,33 @@ def rdl_predict_command(
                                 params=SIMParameters.load(params) if params else None, pixel_size_nm=pixel_size_nm,
                                 overwrite=overwrite, progress=sys.stderr.isatty(), prior=prior)
     typer.echo(json.dumps(summary))
+
+
+class SelfSupMode(str, Enum):
+    tis = "tis"
+    sis = "sis"
+
+
+@selfsup_app.command("train")
+def selfsup_train_command(
+    stack: Path = typer.Argument(..., help="Noisy (T, Z, Y, X) stack: Zarr, or a folder of TIFF volumes."),
+    mode: SelfSupMode = typer.Option(..., "--mode", help="tis: time points 2k ↔ 2k+1; sis: odd ↔ even z-slices."),
+    output_dir: Optional[Path] = typer.Option(None, "-o", "--output-dir", help="Run folder (checkpoints, model.pt)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML with any SelfSupConfig keys."),
+    iterations: Optional[int] = typer.Option(None, "--iterations"),
+    gar_weight: Optional[float] = typer.Option(None, "--gar-weight", help="SiS gap-amending regularization."),
+    devices: Optional[str] = typer.Option(None, "--devices", help="Lightning devices (e.g. 1, 4, auto)."),
+    strategy: Optional[str] = typer.Option(None, "--strategy", help="Lightning strategy (e.g. ddp)."),
+    accelerator: Optional[str] = typer.Option(None, "--accelerator", help="cpu, gpu or auto."),
+):
+    """Train (or resume) a 3-D RCAN denoiser on the noisy stack itself; a killed run resumes from its folder."""
+    from microsr.train.selfsup import load_selfsup_config, train_selfsup
+
+    settings = load_selfsup_config(config, stack=stack, mode=mode.value, iterations=iterations, gar_weight=gar_weight,
+                                   output_dir=output_dir or (None if config else Path("runs") / f"selfsup_{mode.value}"),
+                                   **_lightning_overrides(devices, strategy, accelerator))
+    model_path = train_selfsup(settings, progress=sys.stderr.isatty())
+    typer.echo(f"wrote {model_path} and {settings.output_dir / 'loss.png'}")
 
 
 @app.command("demo")

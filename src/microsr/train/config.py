@@ -127,20 +127,25 @@ class TrainConfig(RunSettings):
         return self.stages[-1]
 
 
-def load_config(path: str | Path, schema: type[BaseModel] = TrainConfig):
+def load_config(path: str | Path | None, schema: type[BaseModel] = TrainConfig, overrides: dict | None = None):
     """Read and validate a YAML training configuration (SFSRM's ``TrainConfig`` unless ``schema``);
-    any problem is one clear InputError."""
+    ``overrides`` (e.g. from command-line flags; ``None`` values ignored) replace top-level keys, and
+    ``path=None`` builds the configuration from them alone. Any problem is one clear InputError."""
     import yaml
 
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"config {path} does not exist: check the path")
+    data = {}
+    if path is not None:
+        path = Path(path)
+        if not path.exists():
+            raise InputError(f"config {path} does not exist: check the path")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise InputError(f"config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    data = {**data, **{key: value for key, value in (overrides or {}).items() if value is not None}}
+    path = path if path is not None else "from the command line"
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise InputError(f"config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    try:
-        return schema.model_validate(data or {})
+        return schema.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "config"

@@ -1,0 +1,139 @@
+"""Train the 3-D RCAN of TiS-rDL / SiS-rDL on a noisy lattice light-sheet stack itself (no clean data)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+import torch
+from pydantic import Field, model_validator
+
+from microsr.train.config import RunSettings
+
+#: Format tag of an exported self-supervised denoiser (``torch.save`` dict).
+SELFSUP_MODEL_FORMAT = "microsr-selfsup-1"
+
+
+class SelfSupConfig(RunSettings):
+    """One self-supervised run: ``mode`` "tis" (time points 2k ↔ 2k+1) or "sis" (odd ↔ even z-slices + GAR).
+
+    ``model`` holds :class:`microsr.nets.RCAN3D` sizes (default the small CPU variant; the paper's is
+    ``{features: 64, groups: 3, blocks: 5, reduction: 16}``). ``patch_size`` is ``(z, y, x)`` voxels.
+    """
+
+    mode: Literal["tis", "sis"]
+    stack: Path
+    model: dict[str, int] = {"features": 8, "groups": 1, "blocks": 2, "reduction": 4}
+    patch_size: tuple[int, int, int] = (8, 32, 32)
+    batch_size: int = Field(2, ge=1)
+    iterations: int = Field(1000, ge=1)
+    learning_rate: float = Field(1e-4, gt=0)
+    gar_weight: float = Field(1.0, ge=0, description="weight of the gap-amending regularization (SiS only)")
+    min_foreground_fraction: float = Field(0.02, ge=0)
+    validation_patches: int = Field(4, ge=1)
+
+    @model_validator(mode="after")
+    def _network_builds(self):
+        try:
+            self.build()
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"model: {exc}") from None
+        return self
+
+    @property
+    def total_iterations(self) -> int:
+        return self.iterations
+
+    def build(self) -> torch.nn.Module:
+        from microsr.nets import RCAN3D
+
+        return RCAN3D(**self.model)
+
+
+def load_selfsup_config(path: str | Path | None, **overrides) -> SelfSupConfig:
+    """A validated configuration from a YAML file (or none) and ``overrides`` (``None`` ignored); one InputError."""
+    from microsr.train.config import load_config
+
+    return load_config(path, SelfSupConfig, overrides)
+
+
+class SelfSupTraining(L.LightningModule):
+    """RCAN3D trained on interleaved pairs of the noisy stack: MSE for TiS, :func:`sis_loss` (with GAR) for SiS."""
+
+    def __init__(self, config: SelfSupConfig):
+        super().__init__()
+        self.config = config
+        self.save_hyperparameters({"config": config.model_dump(mode="json")})
+        self.network = config.build()
+        self.register_buffer("iteration", torch.zeros((), dtype=torch.long))
+        self.validation: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def loss(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        from microsr.train.selfsup_data import sis_loss
+
+        if self.config.mode == "sis":
+            return sis_loss(self.network, source, target, gar_weight=self.config.gar_weight)
+        return torch.mean((self.network(source) - target) ** 2)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.network.parameters(), lr=self.config.learning_rate)
+
+    def training_step(self, batch, batch_index):
+        loss = self.loss(*batch)
+        self.iteration += 1
+        step = int(self.iteration)
+        self.log("loss", loss.detach(), prog_bar=True)
+        self._record(step, "train", float(loss.detach()), {})
+        if self.validation is not None and (step % self.config.validate_every == 0
+                                            or step == self.config.total_iterations):
+            with torch.no_grad():
+                self.network.eval()
+                value = float(self.loss(*(t.to(self.device) for t in self.validation)))
+                self.network.train()
+            self.log("val_loss", value, prog_bar=True)
+            self._record(step, "validation", float("nan"), {"val_loss": value})
+        if step >= self.config.total_iterations:
+            self.trainer.should_stop = True
+        return loss
+
+    def _record(self, step: int, stage: str, loss: float, terms: dict) -> None:
+        from microsr.train.module import append_losses
+
+        if self.trainer is not None and self.trainer.is_global_zero:
+            append_losses(Path(self.config.output_dir) / "losses.csv", step, stage, loss, terms)
+
+
+def _patches(config: SelfSupConfig, seed: int, seed_offset: int = 0):
+    from microsr.train.selfsup_data import SelfSupervisedPatches
+
+    return SelfSupervisedPatches(config.stack, mode=config.mode, patch_size=config.patch_size,
+                                 min_foreground_fraction=config.min_foreground_fraction, seed=seed,
+                                 seed_offset=seed_offset)
+
+
+def train_selfsup(config: SelfSupConfig, *, progress: bool = True) -> Path:
+    """Train (or resume) a self-supervised denoiser; returns the exported ``model.pt``.
+
+    Validation is the same self-supervised loss on fixed patches drawn with another seed: without
+    clean data there is nothing else to score, and a loss that stops falling is the signal to stop.
+    """
+    from torch.utils.data import DataLoader
+
+    from microsr.train.run import fit, last_validation, plot_losses, prepare_output
+
+    output = prepare_output(config)
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    module = SelfSupTraining(config)
+    validation = _patches(config, seed=config.seed + 1_000_003)
+    samples = [sample for sample, _ in zip(validation, range(config.validation_patches))]
+    module.validation = tuple(torch.stack(column) for column in zip(*samples))
+    fit(module, lambda resumes: DataLoader(_patches(config, config.seed, resumes), batch_size=config.batch_size,
+                                           num_workers=0), config, progress=progress)
+    path = output / "model.pt"
+    torch.save({"format": SELFSUP_MODEL_FORMAT, "network": "rcan3d", "mode": config.mode, "model": config.model,
+                "patch_size": list(config.patch_size), "iterations": int(module.iteration),
+                "validation": last_validation(output / "losses.csv"),
+                "state_dict": module.network.state_dict()}, path)
+    plot_losses(output / "losses.csv", output / "loss.png")
+    return path

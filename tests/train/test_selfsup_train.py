@@ -1,0 +1,46 @@
+"""Self-supervised LLSM training: 2 iterations + resume in both modes, from a Zarr stack, through the CLI."""
+
+import pytest
+import torch
+
+from microsr.synthetic_llsm import simulate_llsm
+from microsr.train.selfsup import load_selfsup_config, train_selfsup
+
+TINY = {"model": {"features": 4, "groups": 1, "blocks": 1, "reduction": 2}, "patch_size": (4, 16, 16),
+        "batch_size": 1, "validation_patches": 1, "checkpoint_every": 1, "validate_every": 2}
+
+
+@pytest.fixture(scope="module")
+def zarr_stack(tmp_path_factory):
+    import zarr
+
+    path = tmp_path_factory.mktemp("llsm") / "noisy.zarr"
+    data = simulate_llsm(shape=(4, 8, 32, 32), specimen="mixed", photons=30, seed=3)
+    array = zarr.open_array(str(path), mode="w", shape=data.noisy.shape, chunks=(1, 8, 32, 32), dtype="float32")
+    array[:] = data.noisy
+    return path
+
+
+@pytest.mark.parametrize("mode", ["tis", "sis"])
+def test_two_iterations_then_resume(zarr_stack, tmp_path, mode):
+    config = load_selfsup_config(None, stack=zarr_stack, mode=mode, iterations=2, output_dir=tmp_path / mode, **TINY)
+    first = torch.load(train_selfsup(config, progress=False), weights_only=True)
+    assert first["iterations"] == 2 and first["mode"] == mode and "val_loss" in first["validation"]
+    more = config.model_copy(update={"iterations": 3})
+    assert torch.load(train_selfsup(more, progress=False), weights_only=True)["iterations"] == 3
+    assert (tmp_path / mode / "loss.png").exists()
+
+
+def test_cli_trains_and_refuses_bad_input(zarr_stack, tmp_path, capsys):
+    import yaml
+    from helpers import run_cli
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({**TINY, "patch_size": list(TINY["patch_size"])}))
+    code, out, err = run_cli(["selfsup", "train", str(zarr_stack), "--mode", "sis", "--config", str(config),
+                              "--iterations", "1", "-o", str(tmp_path / "run"), "--gar-weight", "0.5"], capsys)
+    assert code == 0, err
+    assert (tmp_path / "run" / "model.pt").exists()
+    code, _, err = run_cli(["selfsup", "train", str(tmp_path / "absent.zarr"), "--mode", "tis",
+                            "-o", str(tmp_path / "bad")], capsys)
+    assert code == 2 and "Traceback" not in err and "absent.zarr" in err
