@@ -105,7 +105,8 @@ class SFSRMTraining(L.LightningModule):
             terms["discriminator"] = d_loss
         self.iteration += 1
         self.log("loss", loss.detach(), prog_bar=True)
-        self._record(step + 1, stage.name, float(loss.detach()), {k: float(v.detach()) for k, v in terms.items()})
+        record_losses(self, step + 1, stage.name, float(loss.detach()),
+                      {k: float(v.detach()) for k, v in terms.items()})
         if (step + 1) % self.config.validate_every == 0 or step + 1 == self.config.total_iterations:
             self._validate(step + 1)
         if step + 1 >= self.config.total_iterations:
@@ -126,11 +127,14 @@ class SFSRMTraining(L.LightningModule):
         mse = float(torch.mean((output - targets.clamp(0, 1)) ** 2))
         psnr = 10 * math.log10(1.0 / max(mse, 1e-12))
         self.log_dict({"val_ms_ssim": ms_ssim, "val_psnr": psnr}, prog_bar=True)
-        self._record(step, "validation", float("nan"), {"val_ms_ssim": ms_ssim, "val_psnr": psnr})
+        record_losses(self, step, "validation", float("nan"), {"val_ms_ssim": ms_ssim, "val_psnr": psnr})
 
-    def _record(self, step: int, stage: str, loss: float, terms: dict) -> None:
-        if self.trainer is not None and self.trainer.is_global_zero:
-            append_losses(Path(self.config.output_dir) / "losses.csv", step, stage, loss, terms)
+
+
+def record_losses(module, step: int, stage: str, loss: float, terms: dict) -> None:
+    """Append one step of a training module to its run's ``losses.csv`` (only the main process writes)."""
+    if module.trainer is not None and module.trainer.is_global_zero:
+        append_losses(Path(module.config.output_dir) / "losses.csv", step, stage, loss, terms)
 
 
 def append_losses(path: Path, step: int, stage: str, loss: float, terms: dict) -> None:

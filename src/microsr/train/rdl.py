@@ -11,6 +11,7 @@ import torch
 from pydantic import Field, model_validator
 
 from microsr.train.config import RunSettings, Strict
+from microsr.train.module import record_losses
 
 #: Network each task trains (see :func:`microsr.pipelines.rdl_sim.build_network`); "care" is the
 #: U-Net baseline trained on the same noisy → clean frames as the denoiser, without the pattern.
@@ -166,7 +167,7 @@ class RDLTraining(L.LightningModule):
         self.iteration += 1
         step = int(self.iteration)
         self.log("loss", loss.detach(), prog_bar=True)
-        self._record(step, "train", float(loss.detach()), {k: float(v.detach()) for k, v in terms.items()})
+        record_losses(self, step, "train", float(loss.detach()), {k: float(v.detach()) for k, v in terms.items()})
         if step % self.config.validate_every == 0 or step == self.config.total_iterations:
             self._validate(step)
         if step >= self.config.total_iterations:
@@ -185,13 +186,7 @@ class RDLTraining(L.LightningModule):
         psnr = 10 * math.log10(1.0 / max(float(terms["mse"]), 1e-12))
         metrics = {"val_psnr": psnr, "val_ssim": float(terms["ssim"])}
         self.log_dict(metrics, prog_bar=True)
-        self._record(step, "validation", float("nan"), metrics)
-
-    def _record(self, step: int, stage: str, loss: float, terms: dict) -> None:
-        from microsr.train.module import append_losses
-
-        if self.trainer is not None and self.trainer.is_global_zero:
-            append_losses(Path(self.config.output_dir) / "losses.csv", step, stage, loss, terms)
+        record_losses(self, step, "validation", float("nan"), metrics)
 
 
 def train_rdl(config: RDLTrainConfig, *, progress: bool = True) -> Path:

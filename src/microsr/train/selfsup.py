@@ -10,6 +10,7 @@ import torch
 from pydantic import Field, model_validator
 
 from microsr.train.config import RunSettings
+from microsr.train.module import record_losses
 
 #: Format tag of an exported self-supervised denoiser (``torch.save`` dict).
 SELFSUP_MODEL_FORMAT = "microsr-selfsup-1"
@@ -84,7 +85,7 @@ class SelfSupTraining(L.LightningModule):
         self.iteration += 1
         step = int(self.iteration)
         self.log("loss", loss.detach(), prog_bar=True)
-        self._record(step, "train", float(loss.detach()), {})
+        record_losses(self, step, "train", float(loss.detach()), {self.config.mode: float(loss.detach())})
         if self.validation is not None and (step % self.config.validate_every == 0
                                             or step == self.config.total_iterations):
             with torch.no_grad():
@@ -92,16 +93,10 @@ class SelfSupTraining(L.LightningModule):
                 value = float(self.loss(*(t.to(self.device) for t in self.validation)))
                 self.network.train()
             self.log("val_loss", value, prog_bar=True)
-            self._record(step, "validation", float("nan"), {"val_loss": value})
+            record_losses(self, step, "validation", float("nan"), {"val_loss": value})
         if step >= self.config.total_iterations:
             self.trainer.should_stop = True
         return loss
-
-    def _record(self, step: int, stage: str, loss: float, terms: dict) -> None:
-        from microsr.train.module import append_losses
-
-        if self.trainer is not None and self.trainer.is_global_zero:
-            append_losses(Path(self.config.output_dir) / "losses.csv", step, stage, loss, terms)
 
 
 def _patches(config: SelfSupConfig, seed: int, seed_offset: int = 0):
