@@ -469,6 +469,25 @@ def selfsup_train_command(
     typer.echo(f"wrote {model_path} and {settings.output_dir / 'loss.png'}")
 
 
+@selfsup_app.command("predict")
+def selfsup_predict_command(
+    stack: Path = typer.Argument(..., help="Noisy (T, Z, Y, X) stack: Zarr, or a folder of TIFF volumes."),
+    output: Path = typer.Option(..., "-o", "--output", help="Denoised stack (.zarr), chunked like the input."),
+    model: Path = typer.Option(..., "--model", help="model.pt of 'microsr selfsup train' (or its run folder)."),
+    memory_mb: float = typer.Option(2048.0, "--memory-mb", min=1.0,
+                                    help="Memory for tiles, activations and output buffers; sets the tile size."),
+    device: Device = typer.Option(Device.auto, "--device"),
+    overwrite: bool = OVERWRITE,
+):
+    """Denoise every volume with a TiS/SiS-rDL model, tile by tile; a killed run, started again, skips finished volumes."""
+    from microsr.pipelines.selfsup import SelfSupDenoiser, predict_selfsup_stack
+
+    denoiser = SelfSupDenoiser.from_file(model, device=device.value)
+    summary = predict_selfsup_stack(denoiser, stack, output, memory_mb=memory_mb, overwrite=overwrite,
+                                    progress=sys.stderr.isatty())
+    typer.echo(json.dumps(summary))
+
+
 @app.command("demo")
 def demo_command(
     outdir: Path = typer.Argument(Path("demo_out"), help="Folder for the demo's files."),

@@ -107,11 +107,19 @@ def _patches(config: SelfSupConfig, seed: int, seed_offset: int = 0):
                                  seed_offset=seed_offset)
 
 
-def train_selfsup(config: SelfSupConfig, *, progress: bool = True) -> Path:
+def train_selfsup(config: SelfSupConfig, *, progress: bool = True, patches=None) -> Path:
     """Train (or resume) a self-supervised denoiser; returns the exported ``model.pt``.
 
     Validation is the same self-supervised loss on fixed patches drawn with another seed: without
     clean data there is nothing else to score, and a loss that stops falling is the signal to stop.
+
+    ``patches(seed, seed_offset)``, if given, replaces the interleaved pairs of ``config.stack`` by
+    another stream of ``(input, target)`` patches with ``background`` and ``scale`` attributes, e.g.
+    noisy and clean volumes for a supervised baseline (``bench/selfsup_compare.py``). ``config.mode``
+    then only chooses the loss (MSE for "tis").
+
+    The exported file keeps the stack's normalization (``background``, ``scale``) for reference;
+    prediction measures its own input the same way (:func:`microsr.pipelines.selfsup.stack_normalization`).
     """
     from torch.utils.data import DataLoader
 
@@ -120,15 +128,17 @@ def train_selfsup(config: SelfSupConfig, *, progress: bool = True) -> Path:
     output = prepare_output(config)
     L.seed_everything(config.seed, workers=True, verbose=False)
     module = SelfSupTraining(config)
-    validation = _patches(config, seed=config.seed + 1_000_003)
+    patches = patches or (lambda seed, seed_offset=0: _patches(config, seed, seed_offset))
+    validation = patches(config.seed + 1_000_003, 0)
     samples = [sample for sample, _ in zip(validation, range(config.validation_patches))]
     module.validation = tuple(torch.stack(column) for column in zip(*samples))
-    fit(module, lambda resumes: DataLoader(_patches(config, config.seed, resumes), batch_size=config.batch_size,
+    fit(module, lambda resumes: DataLoader(patches(config.seed, resumes), batch_size=config.batch_size,
                                            num_workers=0), config, progress=progress)
     path = output / "model.pt"
     torch.save({"format": SELFSUP_MODEL_FORMAT, "network": "rcan3d", "mode": config.mode, "model": config.model,
                 "patch_size": list(config.patch_size), "iterations": int(module.iteration),
                 "validation": last_validation(output / "losses.csv"),
+                "normalization": {"background": float(validation.background), "scale": float(validation.scale)},
                 "state_dict": module.network.state_dict()}, path)
     plot_losses(output / "losses.csv", output / "loss.png")
     return path

@@ -479,6 +479,47 @@ def sis_loss(network, odd_slices: torch.Tensor, even_slices: torch.Tensor, *,
     return data + float(gar_weight) * _gap_term(terms)
 
 
+def probe_normalization(stack, region_shape, count: int = 16, *, background: float | None = None,
+                        scale: float | None = None) -> tuple[float, float]:
+    """Background and bright-structure scale of a ``(T, Z, Y, X)`` stack, from ``count`` probe regions.
+
+    The regions (``region_shape`` ``(z, y, x)`` voxels, clipped to the volume) and their time points
+    are drawn with a fixed seed, so the same stack and region shape always give the same numbers:
+    training (:class:`SelfSupervisedPatches`) and prediction (:mod:`microsr.pipelines.selfsup`)
+    normalize a stack identically. *Background*: the 10th percentile of the regions' medians (in
+    sparse fluorescence many regions are mostly background, and a median ignores their few bright
+    voxels). *Scale*: the 99.8th percentile of the probed voxels minus the background. A value given
+    is kept; ``scale`` is floored at :data:`MIN_SCALE`.
+
+    Raises
+    ------
+    InputError
+        The stack (or a given value) holds NaN or inf.
+    """
+    if background is not None and scale is not None:
+        return float(background), max(float(scale), MIN_SCALE)
+    n_time, *volume_shape = (int(s) for s in stack.shape)
+    region_shape = [min(int(r), v) for r, v in zip(region_shape, volume_shape)]
+    rng = np.random.default_rng(_PROBE_SEED)
+    medians, voxels = [], []
+    for _ in range(count):
+        t = int(rng.integers(n_time))
+        corner = [int(rng.integers(v - r + 1)) for v, r in zip(volume_shape, region_shape)]
+        region = tuple(slice(c, c + r) for c, r in zip(corner, region_shape))
+        patch = np.asarray(stack[(t, *region)], dtype=np.float32).ravel()
+        medians.append(float(np.median(patch)))
+        voxels.append(patch[::max(1, patch.size // _PROBE_VOXELS)])
+    if background is None:
+        background = float(np.percentile(medians, 10))
+    if not math.isfinite(float(background)):
+        raise InputError(f"background {background} is not a number: give the camera offset plus background")
+    if scale is None:
+        scale = float(np.percentile(np.concatenate(voxels), 99.8)) - float(background)
+    if not math.isfinite(float(scale)):
+        raise InputError("the stack holds NaN or inf: check the file or the acquisition")
+    return float(background), max(float(scale), MIN_SCALE)
+
+
 def _patch_shape(patch_size) -> tuple[int, int, int]:
     if isinstance(patch_size, (int, np.integer)):
         patch_size = (patch_size,) * 3
@@ -625,23 +666,8 @@ class SelfSupervisedPatches(IterableDataset):
         return np.asarray(self.stack[(int(t), *region)], dtype=np.float32)
 
     def _probe(self, count: int, background, scale) -> tuple[float, float]:
-        if background is not None and scale is not None:
-            return float(background), max(float(scale), MIN_SCALE)
-        rng = np.random.default_rng(_PROBE_SEED)
-        medians, voxels = [], []
-        for _ in range(count):
-            patch = self._read(int(rng.integers(self.shape[0])), self._region(rng)).ravel()
-            medians.append(float(np.median(patch)))
-            voxels.append(patch[::max(1, patch.size // _PROBE_VOXELS)])
-        if background is None:
-            background = float(np.percentile(medians, 10))
-        if not math.isfinite(float(background)):
-            raise InputError(f"background {background} is not a number: give the camera offset plus background")
-        if scale is None:
-            scale = float(np.percentile(np.concatenate(voxels), 99.8)) - float(background)
-        if not math.isfinite(float(scale)):
-            raise InputError("the stack holds NaN or inf: check the file or the acquisition")
-        return float(background), max(float(scale), MIN_SCALE)
+        _, py, px = self.patch_size
+        return probe_normalization(self.stack, (self._read_z, py, px), count, background=background, scale=scale)
 
     def _candidate(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         region = self._region(rng)

@@ -1,0 +1,424 @@
+"""Denoise lattice light-sheet stacks with a trained TiS-rDL / SiS-rDL network, volume by volume, in bounded memory.
+
+A recording of 10 000 volumes does not fit in memory, and one large volume may not either. Prediction
+therefore streams at two levels:
+
+- **Volumes**: one time point at a time is read from the lazily opened stack (Zarr, or a folder of TIFF
+  volumes) and written to the output Zarr. The output is written to a hidden ``.<name>.partial``
+  sibling that records how many volumes are finished (attribute ``volumes_done``); a killed run started
+  again with the same input and model skips those and goes on. When every volume is written, the
+  partial store is renamed onto the output, so nothing half-written ever bears the output's name.
+- **Tiles**: each volume is denoised in overlapping 3-D tiles, blended with the raised-cosine windows of
+  :mod:`microsr.tiling` (zero over the outer half of each overlap, where zero padding has damaged the
+  network's output). Tiles are visited slab by slab along z; a slab's planes are final, and written,
+  as soon as no later tile reaches them, so only ``tile_z`` planes of output are ever held.
+
+The tile size follows from a memory budget (``memory_mb``); see :func:`plan_tiles`.
+
+SiS-rDL was trained on volumes of every second plane, so it denoises that way too: each tile is split
+into its odd and even planes, each half is denoised on its own (at the z-sampling the network learned),
+and the two are interleaved back. The gap-amending regularization of training keeps each half's
+output at its own planes' depth rather than half a step towards the other half.
+
+Intensities: the input is normalized as in training (:func:`microsr.train.selfsup_data.probe_normalization`,
+measured on the input stack with the model's patch shape, so the training stack gets exactly its
+training numbers) and the output is mapped back, so denoised volumes are in the input's counts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from microsr.errors import InputError, MicrosrError
+from microsr.tiling import _axis_tiles, _axis_weights
+
+#: Default memory budget of one prediction (tiles, their activations, the output slab, output chunks).
+DEFAULT_MEMORY_MB = 2048
+
+#: Bytes one voxel of a tile costs per network feature while the network runs on the CPU: about six
+#: float32 activations alive at once, plus the unfolded 3 x 3 x 3 neighbourhoods (27 floats per
+#: feature) that the CPU's 3-D convolution builds. Measured: see ``tests/pipelines/test_selfsup.py``.
+BYTES_PER_VOXEL_FEATURE = 4 * (6 + 27)
+
+#: Default overlap (z, y, x) between tiles, in voxels of the input.
+DEFAULT_OVERLAP = (4, 16, 16)
+
+#: Smallest tile core (tile minus both overlaps) along z and along y, x.
+_MIN_CORE = (4, 16)
+
+_ATTR_JOB = "microsr_job"
+_ATTR_DONE = "volumes_done"
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """Tile shape and overlap (z, y, x) for one volume shape, and the memory they need (MB)."""
+
+    tile: tuple[int, int, int]
+    overlap: tuple[int, int, int]
+    memory_mb: float
+
+
+def _resolve_device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("--device cuda was asked for but no CUDA GPU is visible: use --device cpu or auto")
+    return torch.device(device)
+
+
+def plan_tiles(volume_shape, features: int, *, memory_mb: float = DEFAULT_MEMORY_MB,
+               overlap=DEFAULT_OVERLAP, chunk_bytes: int = 0, split_z: bool = False) -> TilePlan:
+    """The largest 3-D tile whose prediction fits ``memory_mb``.
+
+    Memory counted: the tile's activations (:data:`BYTES_PER_VOXEL_FEATURE` × ``features`` per voxel),
+    the output slab (``tile_z`` whole planes, float32) and two output chunks (``chunk_bytes`` each:
+    Zarr reads, modifies and re-encodes a chunk that a slab only partly covers). The tile starts as
+    the whole volume and its longest side (y, x before z) shrinks by a fifth at a time until it fits;
+    an axis no longer than the tile is not cut.
+
+    Parameters
+    ----------
+    volume_shape : (int, int, int)
+        (Z, Y, X) of one volume.
+    features : int
+        The network's trunk features.
+    memory_mb : float
+        Budget in MiB.
+    overlap : (int, int, int)
+        Overlap on each side of a tile; along an axis cut into tiles the tile keeps at least a
+        4-plane (z) or 16-voxel (y, x) core.
+    chunk_bytes : int
+        Bytes of one output chunk.
+    split_z : bool
+        SiS: tiles are split into odd and even planes, so ``tile_z`` is kept even where the volume is cut.
+
+    Raises
+    ------
+    InputError
+        Even the smallest tile does not fit: the message gives the budget that would.
+    """
+    shape = tuple(int(s) for s in volume_shape)
+    overlap = tuple(int(o) for o in overlap)
+    budget = float(memory_mb) * 2**20
+    per_voxel = BYTES_PER_VOXEL_FEATURE * int(features)
+    minimum = tuple(min(s, 2 * o + _MIN_CORE[0 if axis == 0 else 1])
+                    for axis, (s, o) in enumerate(zip(shape, overlap)))
+
+    def need(tile) -> float:
+        return math.prod(tile) * per_voxel + tile[0] * shape[1] * shape[2] * 4 + 2 * chunk_bytes
+
+    tile = list(shape)
+    while need(tile) > budget:
+        # Shrink y and x first: z is the short axis of a light-sheet volume, and cutting it most
+        # multiplies the overlapping planes the slab keeps.
+        axis = max((1, 2, 0), key=lambda a: (tile[a] - minimum[a]) / (1 if a else 2))
+        if tile[axis] <= minimum[axis]:
+            floor = need(minimum) / 2**20
+            raise InputError(f"memory budget {memory_mb:g} MB is too small for volumes of (Z, Y, X) = {shape} "
+                             f"with {features} features: the smallest tile {minimum} needs {floor:.0f} MB; "
+                             "raise --memory-mb or use a smaller overlap")
+        tile[axis] = max(minimum[axis], int(tile[axis] * 0.8))
+        if split_z and axis == 0 and tile[0] < shape[0] and tile[0] % 2:
+            tile[0] += 1
+    tile = tuple(tile)
+    used_overlap = tuple(o if t < s else 0 for o, t, s in zip(overlap, tile, shape))
+    return TilePlan(tile, used_overlap, need(tile) / 2**20)
+
+
+class SelfSupDenoiser:
+    """A trained TiS-rDL or SiS-rDL 3-D RCAN and how to apply it: to one volume, or to a whole stack.
+
+    Parameters
+    ----------
+    network : torch.nn.Module
+        A :class:`microsr.nets.RCAN3D`.
+    mode : {"tis", "sis"}
+        How it was trained; SiS denoises odd and even planes apart (see the module docstring).
+    patch_size : (int, int, int)
+        Training patch (z, y, x), used to measure a stack's normalization as training did.
+    device : str or torch.device
+        "auto", "cpu" or "cuda".
+    fingerprint : str
+        Identifies the weights, so a restarted prediction resumes only with the same model.
+    """
+
+    def __init__(self, network: torch.nn.Module, mode: str, patch_size=(8, 32, 32), *, device="auto",
+                 fingerprint: str = ""):
+        if mode not in ("tis", "sis"):
+            raise InputError(f"unknown mode {mode!r}: a self-supervised model is 'tis' or 'sis'")
+        self.device = _resolve_device(device)
+        self.network = network.to(self.device).eval()
+        self.mode = mode
+        self.patch_size = tuple(int(p) for p in patch_size)
+        self.features = int(getattr(network, "features", 64))
+        self.fingerprint = fingerprint
+
+    @classmethod
+    def from_file(cls, path: str | Path, *, device="auto") -> SelfSupDenoiser:
+        """Load a ``model.pt`` written by ``microsr selfsup train``.
+
+        Raises
+        ------
+        InputError
+            A missing file, or one that is not a self-supervised microsr model.
+        """
+        from microsr.nets import RCAN3D
+        from microsr.train.selfsup import SELFSUP_MODEL_FORMAT
+
+        path = Path(path)
+        if path.is_dir():
+            path = path / "model.pt"
+        if not path.is_file():
+            raise InputError(f"{path} does not exist: give the model.pt that 'microsr selfsup train' wrote "
+                             "(or its run folder)")
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:  # torch raises many kinds on a damaged or foreign file
+            raise InputError(f"cannot read {path} as a model ({type(exc).__name__}): train one with "
+                             "'microsr selfsup train' or check the file") from None
+        if not isinstance(saved, dict) or saved.get("format") != SELFSUP_MODEL_FORMAT:
+            raise InputError(f"{path} is not a self-supervised microsr model (format "
+                             f"{saved.get('format') if isinstance(saved, dict) else type(saved).__name__!r}, "
+                             f"expected {SELFSUP_MODEL_FORMAT!r}): train one with 'microsr selfsup train'")
+        network = RCAN3D(**saved["model"])
+        network.load_state_dict(saved["state_dict"])
+        fingerprint = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        return cls(network, saved["mode"], saved.get("patch_size", (8, 32, 32)), device=device,
+                   fingerprint=fingerprint)
+
+    def measure(self, stack) -> tuple[float, float]:
+        """(background, scale) of a ``(T, Z, Y, X)`` stack, measured as training measured its stack."""
+        from microsr.train.selfsup_data import probe_normalization
+
+        pz, py, px = self.patch_size
+        return probe_normalization(stack, (2 * pz if self.mode == "sis" else pz, py, px))
+
+    def plan(self, volume_shape, *, memory_mb: float = DEFAULT_MEMORY_MB, overlap=DEFAULT_OVERLAP,
+             chunk_bytes: int = 0) -> TilePlan:
+        """:func:`plan_tiles` for this network."""
+        return plan_tiles(volume_shape, self.features, memory_mb=memory_mb, overlap=overlap,
+                          chunk_bytes=chunk_bytes, split_z=self.mode == "sis")
+
+    @torch.no_grad()
+    def _apply(self, tile: np.ndarray, background: float, scale: float) -> np.ndarray:
+        x = torch.from_numpy((np.asarray(tile, dtype=np.float32) - np.float32(background)) / np.float32(scale))
+        x = x.to(self.device)[None, None]
+        if self.mode == "sis" and x.shape[2] >= 2:
+            y = torch.empty_like(x)
+            y[:, :, 0::2] = self.network(x[:, :, 0::2])
+            y[:, :, 1::2] = self.network(x[:, :, 1::2])
+        else:
+            y = self.network(x)
+        return y[0, 0].float().cpu().numpy() * np.float32(scale) + np.float32(background)
+
+    def slabs(self, read: Callable[[tuple[slice, slice, slice]], np.ndarray], volume_shape, *,
+              background: float, scale: float, plan: TilePlan) -> Iterator[tuple[int, int, np.ndarray]]:
+        """Denoise one volume tile by tile; yields ``(z0, z1, planes)`` as soon as planes are final.
+
+        ``read(region)`` returns the input voxels of a ``(z, y, x)`` slice region. The slabs come in z
+        order and together cover the volume once; each is a view, valid until the next is asked for.
+        """
+        shape = tuple(int(s) for s in volume_shape)
+        starts, extents, weights = [], [], []
+        for length, tile, overlap in zip(shape, plan.tile, plan.overlap):
+            axis_starts, extent = _axis_tiles(length, tile, overlap)
+            starts.append(axis_starts)
+            extents.append(extent)
+            weights.append(_axis_weights(length, axis_starts, extent, overlap, 1))
+        ez, ey, ex = extents
+        slab = np.zeros((ez, shape[1], shape[2]), dtype=np.float32)
+        slab_z0 = 0
+        z_starts = starts[0]
+        for index, z0 in enumerate(z_starts):
+            if z0 > slab_z0:  # keep the planes still to be finished, start the rest afresh
+                kept = slab[z0 - slab_z0:].copy()
+                slab[:] = 0
+                slab[:len(kept)] = kept
+                slab_z0 = z0
+            wz = weights[0][index].astype(np.float32)
+            for iy, y0 in enumerate(starts[1]):
+                wy = weights[1][iy].astype(np.float32)
+                for ix, x0 in enumerate(starts[2]):
+                    region = (slice(z0, z0 + ez), slice(y0, y0 + ey), slice(x0, x0 + ex))
+                    denoised = self._apply(read(region), background, scale)
+                    window = wz[:, None, None] * wy[None, :, None] * weights[2][ix].astype(np.float32)[None, None]
+                    slab[z0 - slab_z0:z0 - slab_z0 + ez, y0:y0 + ey, x0:x0 + ex] += denoised * window
+            final_end = z_starts[index + 1] if index + 1 < len(z_starts) else shape[0]
+            yield slab_z0, final_end, slab[:final_end - slab_z0]
+
+    def denoise_volume(self, volume, *, background: float | None = None, scale: float | None = None,
+                       memory_mb: float = DEFAULT_MEMORY_MB, overlap=DEFAULT_OVERLAP) -> np.ndarray:
+        """Denoise one ``(Z, Y, X)`` volume (any array-like; read tile by tile); float32 counts out.
+
+        ``background`` and ``scale`` default to the volume's own measure (:meth:`measure`); pass the
+        stack's for volumes of one recording, so that all are normalized alike.
+        """
+        shape = tuple(volume.shape)
+        if len(shape) != 3:
+            raise InputError(f"volume of shape {shape}: expected axes (Z, Y, X)")
+        if background is None or scale is None:
+            measured = self.measure(_OneVolume(volume))
+            background = measured[0] if background is None else background
+            scale = measured[1] if scale is None else scale
+        plan = self.plan(shape, memory_mb=memory_mb, overlap=overlap)
+        out = np.empty(shape, dtype=np.float32)
+        for z0, z1, planes in self.slabs(lambda region: volume[region], shape, background=background,
+                                         scale=scale, plan=plan):
+            out[z0:z1] = planes
+        return out
+
+
+class _OneVolume:
+    """A ``(Z, Y, X)`` array seen as a stack of one time point (for :func:`probe_normalization`)."""
+
+    def __init__(self, volume):
+        self.volume = volume
+        self.shape = (1, *volume.shape)
+
+    def __getitem__(self, key):
+        return self.volume[key[1:]]
+
+
+def _voxel_metadata(path: Path, stack) -> dict:
+    """Voxel size and pixel size the input states, to be carried to the output."""
+    attrs = dict(getattr(stack, "attrs", {}) or {})
+    found = {key: attrs[key] for key in ("voxel_size_nm", "pixel_size_nm", "time_step_s") if key in attrs}
+    if not found and hasattr(stack, "files"):
+        from microsr.io import open_stack
+
+        pixel = open_stack(stack.files[0]).pixel_size_nm
+        if pixel:
+            found["pixel_size_nm"] = pixel
+    return found
+
+
+def _output_chunks(stack, shape) -> tuple[int, ...]:
+    chunks = getattr(stack, "chunks", None)
+    if isinstance(chunks, tuple) and len(chunks) == 4 and all(isinstance(c, int) for c in chunks):
+        return tuple(min(int(c), s) for c, s in zip(chunks, shape))
+    return (1, *shape[1:])
+
+
+def partial_path(output: Path) -> Path:
+    """Where an unfinished prediction to ``output`` lives (hidden, beside it)."""
+    return output.with_name(f".{output.name}.partial")
+
+
+def predict_selfsup_stack(denoiser: SelfSupDenoiser, stack_path: str | Path, output: str | Path, *,
+                          memory_mb: float = DEFAULT_MEMORY_MB, overlap=DEFAULT_OVERLAP,
+                          background: float | None = None, scale: float | None = None,
+                          overwrite: bool = False, progress: bool = False) -> dict:
+    """Denoise every volume of a ``(T, Z, Y, X)`` stack into ``output`` (a ``.zarr``), restartably.
+
+    Parameters
+    ----------
+    denoiser : SelfSupDenoiser
+        The trained model.
+    stack_path : str or Path
+        Zarr, folder of TIFF volumes, or one 4-D file (:func:`microsr.train.selfsup_data.open_volume_stack`).
+    output : str or Path
+        A ``.zarr`` path; chunked like the input (a TIFF folder: one chunk per volume), float32 counts,
+        with the input's voxel size attributes, ``axes`` "TZYX" and the normalization used.
+    memory_mb : float
+        Budget for tiles, the output slab and output chunks (:func:`plan_tiles`). The input is read
+        per tile; nothing else grows with the stack.
+    overlap : (int, int, int)
+        Tile overlap (z, y, x).
+    background, scale : float, optional
+        Normalization; default measured on the input as training measured its stack.
+    overwrite : bool
+        Replace an existing ``output`` (once the new one is complete).
+    progress : bool
+        A bar over volumes with rate and ETA.
+
+    Returns
+    -------
+    dict
+        ``output``, ``shape``, ``volumes_written``, ``volumes_skipped`` (done by an earlier, killed run),
+        ``tile``, ``overlap``, ``memory_mb`` (planned), ``background``, ``scale``, ``seconds``.
+
+    Raises
+    ------
+    InputError
+        The errors of ``open_volume_stack`` (a stack being written, wrong axes); an output that is not
+        ``.zarr``; a budget too small for one tile; SiS on volumes of fewer than 2 planes.
+    OutputExistsError
+        ``output`` exists and not ``overwrite``.
+    """
+    import zarr
+    from tqdm.auto import tqdm
+
+    from microsr.io.atomic import check_writable
+    from microsr.io.images import move_into_place
+    from microsr.train.selfsup_data import WRITING_ATTRIBUTE, open_volume_stack, sis_split
+
+    started = time.perf_counter()
+    stack_path, output = Path(stack_path), Path(output)
+    if not output.name.lower().endswith(".zarr"):
+        raise InputError(f"{output}: denoised stacks are written as Zarr (a .zarr folder), which can be "
+                         "written volume by volume and resumed: name the output *.zarr")
+    check_writable(output, overwrite)
+    stack = open_volume_stack(stack_path)
+    shape = tuple(int(s) for s in stack.shape)
+    if denoiser.mode == "sis" and shape[1] < 2:
+        sis_split(np.empty((shape[1], 1, 1)))  # raises its message on too few planes
+    if background is None or scale is None:
+        measured = denoiser.measure(stack)
+        background = measured[0] if background is None else float(background)
+        scale = measured[1] if scale is None else float(scale)
+    chunks = _output_chunks(stack, shape)
+    plan = denoiser.plan(shape[1:], memory_mb=memory_mb, overlap=overlap, chunk_bytes=4 * math.prod(chunks))
+    job = {"input": str(stack_path.resolve()), "shape": list(shape), "model": denoiser.fingerprint,
+           "mode": denoiser.mode, "background": background, "scale": scale}
+    partial = partial_path(output)
+    done = 0
+    if partial.exists():
+        try:
+            previous = zarr.open_array(str(partial), mode="r+")
+            if dict(previous.attrs).get(_ATTR_JOB) == job:
+                done = int(previous.attrs.get(_ATTR_DONE, 0))
+        except Exception:  # an unreadable leftover is started over, like one from another job
+            done = 0
+    if done:
+        array = zarr.open_array(str(partial), mode="r+")
+    else:
+        from microsr.io.images import remove_partial
+
+        remove_partial(partial)
+        array = zarr.create_array(store=str(partial), shape=shape, chunks=chunks, dtype="float32")
+        array.attrs.update({"axes": "TZYX", **_voxel_metadata(stack_path, stack), _ATTR_JOB: job, _ATTR_DONE: 0,
+                            WRITING_ATTRIBUTE: True, "normalization": {"background": background, "scale": scale},
+                            "denoiser": denoiser.mode})
+    bar = tqdm(total=shape[0], initial=done, unit="volume", desc=f"{denoiser.mode.upper()}-rDL",
+               disable=not progress)
+    try:
+        for t in range(done, shape[0]):
+            for z0, z1, planes in denoiser.slabs(lambda region, t=t: stack[(t, *region)], shape[1:],
+                                                 background=background, scale=scale, plan=plan):
+                array[t, z0:z1] = planes
+            array.attrs[_ATTR_DONE] = t + 1
+            bar.update(1)
+    finally:
+        bar.close()
+    attrs = dict(array.attrs)
+    for key in (_ATTR_JOB, _ATTR_DONE, WRITING_ATTRIBUTE):
+        attrs.pop(key, None)
+    array.attrs.put(attrs)
+    del array
+    if output.exists() and not overwrite:  # appeared while we worked
+        raise MicrosrError(f"{output} appeared while predicting: the result is kept in {partial}; move it "
+                           "by hand or rerun with --overwrite")
+    move_into_place(partial, output)
+    return {"output": str(output), "shape": list(shape), "volumes_written": shape[0] - done,
+            "volumes_skipped": done, "tile": list(plan.tile), "overlap": list(plan.overlap),
+            "memory_mb": round(plan.memory_mb, 1), "background": background, "scale": scale,
+            "seconds": round(time.perf_counter() - started, 2)}
