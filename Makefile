@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 WHEELS := $(wildcard /opt/wheels)
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check $(if $(WHEELS),--find-links $(WHEELS),)
 
-.PHONY: setup demo test bench shipped-model paper-models rdl-models clean
+.PHONY: setup demo test bench shipped-model paper-models rdl-models selfsup-models clean
 
 setup: $(STAMP)
 
@@ -52,6 +52,12 @@ rdl-models: $(STAMP)
 	$(PY) bench/rdl_compare.py --model src/microsr/weights/tirf-sim-3x3 --care runs/rdl_tirf/care_seed0/model.pt \
 		--ensemble runs/rdl_tirf/model_seed0 runs/rdl_tirf/model_seed1 runs/rdl_tirf/model_seed2 \
 		--figure bench_out/rdl_uncertainty.png
+
+# TiS-rDL (4 temporal down-sampling factors), a supervised reference, SiS-rDL with and without GAR at 3 axial
+# steps, on simulated LLSM stacks (~60 min on 2 CPU cores), then the comparison tables and figure. The shipped
+# "llsm-vesicles-tis" is runs/selfsup_bench/tis_x1/model.pt.
+selfsup-models: $(STAMP)
+	$(PY) bench/selfsup_compare.py --train --iterations 1200 --figure bench_out/selfsup.png
 
 clean:
 	rm -rf $(VENV) demo_out bench_out .pytest_cache

@@ -473,7 +473,8 @@ def selfsup_train_command(
 def selfsup_predict_command(
     stack: Path = typer.Argument(..., help="Noisy (T, Z, Y, X) stack: Zarr, or a folder of TIFF volumes."),
     output: Path = typer.Option(..., "-o", "--output", help="Denoised stack (.zarr), chunked like the input."),
-    model: Path = typer.Option(..., "--model", help="model.pt of 'microsr selfsup train' (or its run folder)."),
+    model: Path = typer.Option(..., "--model", help="model.pt of 'microsr selfsup train' (or its run folder), "
+                                                    "or a shipped model (llsm-vesicles-tis)."),
     memory_mb: float = typer.Option(2048.0, "--memory-mb", min=1.0,
                                     help="Memory for tiles, activations and output buffers; sets the tile size."),
     device: Device = typer.Option(Device.auto, "--device"),
@@ -493,8 +494,8 @@ def demo_command(
     outdir: Path = typer.Argument(Path("demo_out"), help="Folder for the demo's files."),
     overwrite: bool = typer.Option(True, "--overwrite/--no-overwrite"),
 ):
-    """SIM: simulate, estimate, reconstruct; SFSRM and rDL SIM: the shipped models on held-out data. Figures as PNG."""
-    from microsr.pipelines.demo import run_demo, run_rdl_demo, run_sfsrm_demo
+    """SIM: simulate, estimate, reconstruct; SFSRM, rDL SIM, TiS-rDL: the shipped models on held-out data. Figures as PNG."""
+    from microsr.pipelines.demo import run_demo, run_rdl_demo, run_selfsup_demo, run_sfsrm_demo
     from microsr.pipelines.shipped import shipped_models
 
     for line in run_demo(outdir, overwrite=overwrite):
@@ -504,6 +505,9 @@ def demo_command(
             typer.echo(line)
     if "tirf-sim-3x3" in shipped_models("rdl"):
         for line in run_rdl_demo(outdir, overwrite=overwrite):
+            typer.echo(line)
+    if "llsm-vesicles-tis" in shipped_models("selfsup"):
+        for line in run_selfsup_demo(outdir, overwrite=overwrite):
             typer.echo(line)
 
 

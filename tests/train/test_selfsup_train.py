@@ -26,6 +26,7 @@ def test_two_iterations_then_resume(zarr_stack, tmp_path, mode):
     config = load_selfsup_config(None, stack=zarr_stack, mode=mode, iterations=2, output_dir=tmp_path / mode, **TINY)
     first = torch.load(train_selfsup(config, progress=False), weights_only=True)
     assert first["iterations"] == 2 and first["mode"] == mode and "val_loss" in first["validation"]
+    assert first["normalization"]["scale"] > 0  # kept for reference beside the weights
     more = config.model_copy(update={"iterations": 3})
     assert torch.load(train_selfsup(more, progress=False), weights_only=True)["iterations"] == 3
     assert (tmp_path / mode / "loss.png").exists()

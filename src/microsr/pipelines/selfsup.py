@@ -164,7 +164,7 @@ class SelfSupDenoiser:
 
     @classmethod
     def from_file(cls, path: str | Path, *, device="auto") -> SelfSupDenoiser:
-        """Load a ``model.pt`` written by ``microsr selfsup train``.
+        """Load a ``model.pt`` written by ``microsr selfsup train``, its run folder, or a shipped model's name.
 
         Raises
         ------
@@ -172,14 +172,19 @@ class SelfSupDenoiser:
             A missing file, or one that is not a self-supervised microsr model.
         """
         from microsr.nets import RCAN3D
+        from microsr.pipelines.shipped import shipped_models
         from microsr.train.selfsup import SELFSUP_MODEL_FORMAT
 
+        if not Path(path).exists() and str(path) in shipped_models("selfsup"):
+            from microsr.pipelines.shipped import model_folder
+
+            path = model_folder(path, "selfsup")
         path = Path(path)
         if path.is_dir():
             path = path / "model.pt"
         if not path.is_file():
             raise InputError(f"{path} does not exist: give the model.pt that 'microsr selfsup train' wrote "
-                             "(or its run folder)")
+                             f"(or its run folder), or a shipped model: {', '.join(shipped_models('selfsup'))}")
         try:
             saved = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as exc:  # torch raises many kinds on a damaged or foreign file

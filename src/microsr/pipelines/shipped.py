@@ -8,10 +8,10 @@ from pathlib import Path
 from microsr.errors import InputError
 
 #: The file that marks a shipped folder as a model of each method.
-MARKER_FILES = {"sfsrm": "srn.pt", "rdl": "denoiser.pt"}
+MARKER_FILES = {"sfsrm": "srn.pt", "rdl": "denoiser.pt", "selfsup": "model.pt"}
 
 #: How the error messages name each method.
-METHOD_NAMES = {"sfsrm": "SFSRM", "rdl": "rDL SIM"}
+METHOD_NAMES = {"sfsrm": "SFSRM", "rdl": "rDL SIM", "selfsup": "self-supervised LLSM"}
 
 
 def _weights_root() -> Path:
