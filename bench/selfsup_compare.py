@@ -260,6 +260,7 @@ def plot(results: dict, path: Path) -> None:
         left.axhline(temporal[name][0], ls=style, color="k" if name == "noisy" else "C2", label=name)
     left.set(xscale="log", xticks=TIS_FACTORS, xticklabels=[str(f) for f in TIS_FACTORS],
              xlabel="temporal down-sampling factor", ylabel="PSNR (dB)", title="vesicles, 200-nm steps")
+    left.minorticks_off()
     left.legend()
     steps = list(results["axial"])
     for name in ("SiS-rDL GAR 1", "SiS-rDL GAR 0", "Gaussian (best σ)", "noisy"):
