@@ -214,10 +214,10 @@ def _predict_once(
 ) -> np.ndarray:
     """One full pass at a fixed tile size; out-of-memory errors propagate to the caller's back-off."""
     _, height, width = chw.shape
-    starts_y, extent_y = _axis_tiles(height, tile_px, overlap_px)
-    starts_x, extent_x = _axis_tiles(width, tile_px, overlap_px)
-    weights_y = _axis_weights(height, starts_y, extent_y, overlap_px, scale)
-    weights_x = _axis_weights(width, starts_x, extent_x, overlap_px, scale)
+    starts_y, extent_y = axis_tiles(height, tile_px, overlap_px)
+    starts_x, extent_x = axis_tiles(width, tile_px, overlap_px)
+    weights_y = axis_weights(height, starts_y, extent_y, overlap_px, scale)
+    weights_x = axis_weights(width, starts_x, extent_x, overlap_px, scale)
     tiles = [(iy, ix) for iy in range(len(starts_y)) for ix in range(len(starts_x))]
     batches = [tiles[i : i + batch_tiles] for i in range(0, len(tiles), batch_tiles)]
 
@@ -276,7 +276,7 @@ def _predict_once(
     return result
 
 
-def _axis_tiles(length: int, tile_px: int, overlap_px: int) -> tuple[list[int], int]:
+def axis_tiles(length: int, tile_px: int, overlap_px: int) -> tuple[list[int], int]:
     """Tile starts and extent along one axis: full-size tiles, the last one shifted inward."""
     if length <= tile_px:
         return [0], length
@@ -286,7 +286,7 @@ def _axis_tiles(length: int, tile_px: int, overlap_px: int) -> tuple[list[int], 
     return starts, tile_px
 
 
-def _axis_weights(
+def axis_weights(
     length: int, starts: list[int], extent: int, overlap_px: int, scale: int
 ) -> list[np.ndarray]:
     """Per-tile output-resolution windows along one axis, divided by their sum over all tiles.

@@ -38,14 +38,16 @@ import numpy as np
 import torch
 
 from microsr.errors import InputError, MicrosrError
-from microsr.tiling import _axis_tiles, _axis_weights
+from microsr.tiling import axis_tiles, axis_weights
 
 #: Default memory budget of one prediction (tiles, their activations, the output slab, output chunks).
 DEFAULT_MEMORY_MB = 2048
 
 #: Bytes one voxel of a tile costs per network feature while the network runs on the CPU: about six
 #: float32 activations alive at once, plus the unfolded 3 x 3 x 3 neighbourhoods (27 floats per
-#: feature) that the CPU's 3-D convolution builds. Measured: see ``tests/pipelines/test_selfsup.py``.
+#: feature) that the CPU's 3-D convolution builds for small inputs. Measured (peak resident growth of
+#: one RCAN3D forward pass, 8 and 16 features): 130-140 bytes per voxel and feature for tiles up to
+#: 16 x 64 x 64, 25-30 for tiles of 24 x 128 x 128 and more, so this is an upper bound.
 BYTES_PER_VOXEL_FEATURE = 4 * (6 + 27)
 
 #: Default overlap (z, y, x) between tiles, in voxels of the input.
@@ -235,10 +237,10 @@ class SelfSupDenoiser:
         shape = tuple(int(s) for s in volume_shape)
         starts, extents, weights = [], [], []
         for length, tile, overlap in zip(shape, plan.tile, plan.overlap):
-            axis_starts, extent = _axis_tiles(length, tile, overlap)
+            axis_starts, extent = axis_tiles(length, tile, overlap)
             starts.append(axis_starts)
             extents.append(extent)
-            weights.append(_axis_weights(length, axis_starts, extent, overlap, 1))
+            weights.append(axis_weights(length, axis_starts, extent, overlap, 1))
         ez, ey, ex = extents
         slab = np.zeros((ez, shape[1], shape[2]), dtype=np.float32)
         slab_z0 = 0
