@@ -58,8 +58,6 @@ def test_tile_plan_fits_the_budget_and_refuses_one_too_small():
         plan = plan_tiles((32, 256, 256), 8, memory_mb=budget)
         assert plan.memory_mb <= budget and plan.tile[1] < 256
         assert all(o > 0 for o, t, s in zip(plan.overlap, plan.tile, (32, 256, 256)) if t < s)
-    sis = plan_tiles((33, 256, 256), 8, memory_mb=40, split_z=True)
-    assert sis.tile[0] == 33 or sis.tile[0] % 2 == 0
     with pytest.raises(InputError, match=r"too small .*needs \d+ MB.*--memory-mb"):
         plan_tiles((32, 256, 256), 64, memory_mb=5)
 
@@ -77,9 +75,10 @@ def test_tiles_blend_into_exactly_the_whole_volume_prediction():
     assert whole.dtype == np.float32 and abs(float(whole.mean()) - float(volume.mean())) < 0.5 * float(volume.std())
 
 
-def test_sis_denoises_odd_and_even_planes_apart():
+def test_sis_denoises_all_planes_together_like_tis():
+    # Measured better than denoising the odd and even halves apart (see microsr.pipelines.selfsup).
     class AlongZ(nn.Module):
-        """Averages three neighbouring planes: mixes odd and even planes unless given one half only."""
+        """Averages three neighbouring planes: mixes odd and even planes when given the whole volume."""
 
         features = 1
 
@@ -90,9 +89,9 @@ def test_sis_denoises_odd_and_even_planes_apart():
     volume = np.zeros((10, 16, 16), np.float32)
     volume[0::2], volume[1::2] = 7.0, 3.0
     sis = SelfSupDenoiser(AlongZ(), "sis", device="cpu").denoise_volume(volume, background=0.0, scale=1.0)
-    np.testing.assert_allclose(sis, volume, atol=1e-5)
     tis = SelfSupDenoiser(AlongZ(), "tis", device="cpu").denoise_volume(volume, background=0.0, scale=1.0)
-    assert abs(float(tis[4, 0, 0]) - 13 / 3) < 1e-5  # the same network over all planes mixes them
+    np.testing.assert_array_equal(sis, tis)
+    assert abs(float(sis[4, 0, 0]) - 13 / 3) < 1e-5
 
 
 def test_stack_prediction_is_chunked_like_the_input_keeps_voxel_size_and_never_overwrites(tmp_path):

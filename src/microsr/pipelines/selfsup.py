@@ -15,10 +15,12 @@ therefore streams at two levels:
 
 The tile size follows from a memory budget (``memory_mb``); see :func:`plan_tiles`.
 
-SiS-rDL was trained on volumes of every second plane, so it denoises that way too: each tile is split
-into its odd and even planes, each half is denoised on its own (at the z-sampling the network learned),
-and the two are interleaved back. The gap-amending regularization of training keeps each half's
-output at its own planes' depth rather than half a step towards the other half.
+SiS-rDL was trained on odd ↔ even planes, i.e. on volumes of twice the z-step, but it denoises the
+whole volume at once, all planes together, as TiS-rDL does. Splitting each volume into its odd and
+even planes and denoising each half at the z-step the network learned was measured to be worse at
+every step (``bench/selfsup_compare.py``, vesicles and membranes: 36.97 vs 38.22 dB at 100-nm planes,
+29.71 vs 34.47 dB at 300 nm, 23.70 vs 24.42 dB at 600 nm): what the network learned is to predict the
+neighbouring half's planes, and on the halves that puts its output a whole half-step away.
 
 Intensities: the input is normalized as in training (:func:`microsr.train.selfsup_data.probe_normalization`,
 measured on the input stack with the model's patch shape, so the training stack gets exactly its
@@ -78,7 +80,7 @@ def _resolve_device(device: str | torch.device) -> torch.device:
 
 
 def plan_tiles(volume_shape, features: int, *, memory_mb: float = DEFAULT_MEMORY_MB,
-               overlap=DEFAULT_OVERLAP, chunk_bytes: int = 0, split_z: bool = False) -> TilePlan:
+               overlap=DEFAULT_OVERLAP, chunk_bytes: int = 0) -> TilePlan:
     """The largest 3-D tile whose prediction fits ``memory_mb``.
 
     Memory counted: the tile's activations (:data:`BYTES_PER_VOXEL_FEATURE` × ``features`` per voxel),
@@ -100,8 +102,6 @@ def plan_tiles(volume_shape, features: int, *, memory_mb: float = DEFAULT_MEMORY
         4-plane (z) or 16-voxel (y, x) core.
     chunk_bytes : int
         Bytes of one output chunk.
-    split_z : bool
-        SiS: tiles are split into odd and even planes, so ``tile_z`` is kept even where the volume is cut.
 
     Raises
     ------
@@ -129,8 +129,6 @@ def plan_tiles(volume_shape, features: int, *, memory_mb: float = DEFAULT_MEMORY
                              f"with {features} features: the smallest tile {minimum} needs {floor:.0f} MB; "
                              "raise --memory-mb or use a smaller overlap")
         tile[axis] = max(minimum[axis], int(tile[axis] * 0.8))
-        if split_z and axis == 0 and tile[0] < shape[0] and tile[0] % 2:
-            tile[0] += 1
     tile = tuple(tile)
     used_overlap = tuple(o if t < s else 0 for o, t, s in zip(overlap, tile, shape))
     return TilePlan(tile, used_overlap, need(tile) / 2**20)
@@ -144,7 +142,7 @@ class SelfSupDenoiser:
     network : torch.nn.Module
         A :class:`microsr.nets.RCAN3D`.
     mode : {"tis", "sis"}
-        How it was trained; SiS denoises odd and even planes apart (see the module docstring).
+        How it was trained; both denoise whole volumes (see the module docstring).
     patch_size : (int, int, int)
         Training patch (z, y, x), used to measure a stack's normalization as training did.
     device : str or torch.device
@@ -213,18 +211,12 @@ class SelfSupDenoiser:
              chunk_bytes: int = 0) -> TilePlan:
         """:func:`plan_tiles` for this network."""
         return plan_tiles(volume_shape, self.features, memory_mb=memory_mb, overlap=overlap,
-                          chunk_bytes=chunk_bytes, split_z=self.mode == "sis")
+                          chunk_bytes=chunk_bytes)
 
     @torch.no_grad()
     def _apply(self, tile: np.ndarray, background: float, scale: float) -> np.ndarray:
         x = torch.from_numpy((np.asarray(tile, dtype=np.float32) - np.float32(background)) / np.float32(scale))
-        x = x.to(self.device)[None, None]
-        if self.mode == "sis" and x.shape[2] >= 2:
-            y = torch.empty_like(x)
-            y[:, :, 0::2] = self.network(x[:, :, 0::2])
-            y[:, :, 1::2] = self.network(x[:, :, 1::2])
-        else:
-            y = self.network(x)
+        y = self.network(x.to(self.device)[None, None])
         return y[0, 0].float().cpu().numpy() * np.float32(scale) + np.float32(background)
 
     def slabs(self, read: Callable[[tuple[slice, slice, slice]], np.ndarray], volume_shape, *,
