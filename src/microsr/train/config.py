@@ -88,6 +88,28 @@ class RunSettings(Strict):
     seed: int = 0
 
 
+class NetworkRun(RunSettings):
+    """A run that trains one network for ``iterations``; ``build()`` makes it, and a config whose network
+    cannot be built is refused when loaded, not at the first step."""
+
+    iterations: int = Field(1000, ge=1)
+
+    @model_validator(mode="after")
+    def _network_builds(self):
+        try:
+            self.build()
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"model: {exc}") from None
+        return self
+
+    @property
+    def total_iterations(self) -> int:
+        return self.iterations
+
+    def build(self):
+        raise NotImplementedError
+
+
 class TrainConfig(RunSettings):
     """A whole training run of one network of SFSRM (SEN: denoise, ×1; SRN: super-resolve)."""
 

@@ -104,13 +104,7 @@ class SFSRMTraining(L.LightningModule):
             optimizers[1].step()
             terms["discriminator"] = d_loss
         self.iteration += 1
-        self.log("loss", loss.detach(), prog_bar=True)
-        record_losses(self, step + 1, stage.name, float(loss.detach()),
-                      {k: float(v.detach()) for k, v in terms.items()})
-        if (step + 1) % self.config.validate_every == 0 or step + 1 == self.config.total_iterations:
-            self._validate(step + 1)
-        if step + 1 >= self.config.total_iterations:
-            self.trainer.should_stop = True
+        finish_step(self, step + 1, stage.name, loss, terms)
         return loss
 
     @torch.no_grad()
@@ -129,6 +123,17 @@ class SFSRMTraining(L.LightningModule):
         self.log_dict({"val_ms_ssim": ms_ssim, "val_psnr": psnr}, prog_bar=True)
         record_losses(self, step, "validation", float("nan"), {"val_ms_ssim": ms_ssim, "val_psnr": psnr})
 
+
+
+def finish_step(module, step: int, stage: str, loss: torch.Tensor, terms: dict) -> None:
+    """What every trainer does after training step ``step``: log the loss, keep it and its ``terms``
+    (tensors) in ``losses.csv``, call ``module._validate(step)`` when due, and stop after the last one."""
+    module.log("loss", loss.detach(), prog_bar=True)
+    record_losses(module, step, stage, float(loss.detach()), {k: float(v.detach()) for k, v in terms.items()})
+    if step % module.config.validate_every == 0 or step == module.config.total_iterations:
+        module._validate(step)
+    if step >= module.config.total_iterations:
+        module.trainer.should_stop = True
 
 
 def record_losses(module, step: int, stage: str, loss: float, terms: dict) -> None:

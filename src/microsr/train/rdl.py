@@ -10,8 +10,8 @@ import lightning as L
 import torch
 from pydantic import Field, model_validator
 
-from microsr.train.config import RunSettings, Strict
-from microsr.train.module import record_losses
+from microsr.train.config import NetworkRun, Strict
+from microsr.train.module import finish_step, record_losses
 
 #: Network each task trains (see :func:`microsr.pipelines.rdl_sim.build_network`); "care" is the
 #: U-Net baseline trained on the same noisy → clean frames as the denoiser, without the pattern.
@@ -63,7 +63,7 @@ class RDLDataConfig(Strict):
                 "na": self.na, "wavelength_nm": self.wavelength_nm}
 
 
-class RDLTrainConfig(RunSettings):
+class RDLTrainConfig(NetworkRun):
     """One rDL training run: task "sr" (DFCAN), "denoise" (rDL denoiser) or "care" (U-Net baseline);
     loss MSE + ssim_weight·(1 − SSIM)."""
 
@@ -73,18 +73,6 @@ class RDLTrainConfig(RunSettings):
     iterations: int = Field(ge=1)
     learning_rate: float = Field(1e-4, gt=0)
     ssim_weight: float = Field(0.1, ge=0)
-
-    @model_validator(mode="after")
-    def _network_builds(self):
-        try:
-            self.build()
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"model: {exc}") from None
-        return self
-
-    @property
-    def total_iterations(self) -> int:
-        return self.iterations
 
     def hyper(self) -> dict:
         """Network hyper-parameters: the config's ``model`` with the acquisition's frame counts filled in."""
@@ -165,13 +153,7 @@ class RDLTraining(L.LightningModule):
         terms = self.loss_terms(output, batch[-1])
         loss = terms["mse"] + self.config.ssim_weight * (1.0 - terms["ssim"])
         self.iteration += 1
-        step = int(self.iteration)
-        self.log("loss", loss.detach(), prog_bar=True)
-        record_losses(self, step, "train", float(loss.detach()), {k: float(v.detach()) for k, v in terms.items()})
-        if step % self.config.validate_every == 0 or step == self.config.total_iterations:
-            self._validate(step)
-        if step >= self.config.total_iterations:
-            self.trainer.should_stop = True
+        finish_step(self, int(self.iteration), "train", loss, terms)
         return loss
 
     @torch.no_grad()

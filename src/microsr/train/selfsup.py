@@ -7,16 +7,16 @@ from typing import Literal
 
 import lightning as L
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from microsr.train.config import RunSettings
-from microsr.train.module import record_losses
+from microsr.train.config import NetworkRun
+from microsr.train.module import finish_step, record_losses
 
 #: Format tag of an exported self-supervised denoiser (``torch.save`` dict).
 SELFSUP_MODEL_FORMAT = "microsr-selfsup-1"
 
 
-class SelfSupConfig(RunSettings):
+class SelfSupConfig(NetworkRun):
     """One self-supervised run: ``mode`` "tis" (time points 2k ↔ 2k+1) or "sis" (odd ↔ even z-slices + GAR).
 
     ``model`` holds :class:`microsr.nets.RCAN3D` sizes (default the small CPU variant; the paper's is
@@ -33,18 +33,6 @@ class SelfSupConfig(RunSettings):
     gar_weight: float = Field(1.0, ge=0, description="weight of the gap-amending regularization (SiS only)")
     min_foreground_fraction: float = Field(0.02, ge=0)
     validation_patches: int = Field(4, ge=1)
-
-    @model_validator(mode="after")
-    def _network_builds(self):
-        try:
-            self.build()
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"model: {exc}") from None
-        return self
-
-    @property
-    def total_iterations(self) -> int:
-        return self.iterations
 
     def build(self) -> torch.nn.Module:
         from microsr.nets import RCAN3D
@@ -83,20 +71,18 @@ class SelfSupTraining(L.LightningModule):
     def training_step(self, batch, batch_index):
         loss = self.loss(*batch)
         self.iteration += 1
-        step = int(self.iteration)
-        self.log("loss", loss.detach(), prog_bar=True)
-        record_losses(self, step, "train", float(loss.detach()), {self.config.mode: float(loss.detach())})
-        if self.validation is not None and (step % self.config.validate_every == 0
-                                            or step == self.config.total_iterations):
-            with torch.no_grad():
-                self.network.eval()
-                value = float(self.loss(*(t.to(self.device) for t in self.validation)))
-                self.network.train()
-            self.log("val_loss", value, prog_bar=True)
-            record_losses(self, step, "validation", float("nan"), {"val_loss": value})
-        if step >= self.config.total_iterations:
-            self.trainer.should_stop = True
+        finish_step(self, int(self.iteration), "train", loss, {self.config.mode: loss})
         return loss
+
+    @torch.no_grad()
+    def _validate(self, step: int) -> None:
+        if self.validation is None:
+            return
+        self.network.eval()
+        value = float(self.loss(*(t.to(self.device) for t in self.validation)))
+        self.network.train()
+        self.log("val_loss", value, prog_bar=True)
+        record_losses(self, step, "validation", float("nan"), {"val_loss": value})
 
 
 def _patches(config: SelfSupConfig, seed: int, seed_offset: int = 0):
