@@ -53,6 +53,11 @@ TRAIN_SEED, TEST_SEED = 11, 10**6 + 7
 #: Network of every bench model: bigger than the test-size CPU_SIZE, still minutes to train on a CPU.
 MODEL = {"features": 16, "groups": 2, "blocks": 2, "reduction": 4}
 GAUSSIAN_SIGMAS = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
+#: GAR weight of the "with GAR" models (the configuration's default), TiS and SiS alike.
+GAR_WEIGHT = 0.5
+#: Training seeds of every SiS-rDL model: differences between GAR on and off are a few tenths of a dB,
+#: the size of the spread between seeds, so each is trained twice.
+SIS_SEEDS = (0, 1)
 
 
 def simulate(step_nm: float, volumes: int, seed: int, specimen: str):
@@ -102,21 +107,30 @@ def datasets(runs: Path) -> dict:
 
 
 def model_plans(data: dict, iterations: int, sis_iterations: int) -> list[dict]:
-    """One entry per model to train: name, mode, stack, GAR weight, patch size."""
-    plans = [{"name": f"tis_x{f}", "mode": "tis", "stack": data[f"tis_x{f}_train"]["noisy"], "gar_weight": 0.0,
-              "patch_size": (8, 32, 32)} for f in TIS_FACTORS]
+    """One entry per model to train: name, mode, stack, GAR weight, patch size, seed."""
+    plans = [{"name": _tis_name(f, gar), "mode": "tis", "stack": data[f"tis_x{f}_train"]["noisy"], "gar_weight": gar,
+              "patch_size": (8, 32, 32)} for gar in (0.0, GAR_WEIGHT) for f in TIS_FACTORS]
     train = data["tis_x1_train"]
     plans.append({"name": "supervised", "mode": "tis", "stack": train["noisy"], "clean": train["clean"],
                   "offset_adu": train["offset_adu"], "gar_weight": 0.0, "patch_size": (8, 32, 32)})
-    for step in SIS_STEPS_NM:
-        train = data[f"sis_{int(step)}nm_train"]
-        planes = int(round(DEPTH_NM / step))
-        for gar in (1.0, 0.0):
-            plans.append({"name": f"sis_{int(step)}nm_gar{gar:g}", "mode": "sis", "stack": train["noisy"],
-                          "gar_weight": gar, "patch_size": (min(8, planes // 2), 32, 32)})
+    for seed in SIS_SEEDS:
+        for step in SIS_STEPS_NM:
+            train = data[f"sis_{int(step)}nm_train"]
+            planes = int(round(DEPTH_NM / step))
+            for gar in (GAR_WEIGHT, 0.0):
+                plans.append({"name": _sis_name(step, gar, seed), "mode": "sis", "stack": train["noisy"],
+                              "gar_weight": gar, "seed": seed, "patch_size": (min(8, planes // 2), 32, 32)})
     for plan in plans:
         plan["iterations"] = sis_iterations if plan["mode"] == "sis" else iterations
     return plans
+
+
+def _tis_name(factor: int, gar: float) -> str:
+    return f"tis_x{factor}" + (f"_gar{gar:g}" if gar else "")
+
+
+def _sis_name(step: float, gar: float, seed: int) -> str:
+    return f"sis_{int(step)}nm_gar{gar:g}" + (f"_s{seed}" if seed else "")
 
 
 class SupervisedPatches(SelfSupervisedPatches):
@@ -150,6 +164,7 @@ def train_one(plan: dict, runs: str) -> str:
     config = load_selfsup_config(None, stack=plan["stack"], mode=plan["mode"], model=MODEL,
                                  patch_size=plan["patch_size"], batch_size=4, iterations=plan["iterations"],
                                  learning_rate=5e-4, gar_weight=plan["gar_weight"], validate_every=250,
+                                 seed=plan.get("seed", 0),
                                  output_dir=Path(runs) / plan["name"])
     patches = None
     if "clean" in plan:
@@ -228,9 +243,10 @@ def evaluate(runs: Path, figure: Path | None) -> dict:
     results["temporal"][f"Gaussian (best σ {sigma:g} px)"] = (psnr, ssim)
     results["temporal"]["supervised"] = stack_scores(denoised(runs / "supervised" / "model.pt", test["noisy"],
                                                               test["offset_adu"]), clean)
-    for factor in TIS_FACTORS:
-        results["temporal"][f"TiS-rDL ×{factor}"] = stack_scores(
-            denoised(runs / f"tis_x{factor}" / "model.pt", test["noisy"], test["offset_adu"]), clean)
+    for gar in (0.0, GAR_WEIGHT):
+        for factor in TIS_FACTORS:
+            results["temporal"][_tis_label(factor, gar)] = stack_scores(
+                denoised(runs / _tis_name(factor, gar) / "model.pt", test["noisy"], test["offset_adu"]), clean)
     for step in SIS_STEPS_NM:
         test = data[f"sis_{int(step)}nm_test"]
         noisy = np.asarray(__import__("zarr").open_array(test["noisy"], mode="r")[:])
@@ -238,13 +254,23 @@ def evaluate(runs: Path, figure: Path | None) -> dict:
         row = {"noisy": stack_scores(noisy - test["offset_adu"], clean)}
         psnr, ssim, sigma = gaussian_best(noisy, clean, test["offset_adu"], test["voxel_size_nm"])
         row["Gaussian (best σ)"] = (psnr, ssim)
-        for gar in (0.0, 1.0):
-            row[f"SiS-rDL GAR {gar:g}"] = stack_scores(
-                denoised(runs / f"sis_{int(step)}nm_gar{gar:g}" / "model.pt", test["noisy"], test["offset_adu"]), clean)
+        for gar in (0.0, GAR_WEIGHT):
+            seeds = [stack_scores(denoised(runs / _sis_name(step, gar, seed) / "model.pt", test["noisy"],
+                                           test["offset_adu"]), clean) for seed in SIS_SEEDS]
+            row[_sis_label(gar)] = tuple(float(v) for v in np.mean(seeds, axis=0))
+            row[_sis_label(gar) + " seeds"] = [list(score) for score in seeds]
         results["axial"][f"{int(step)} nm"] = row
     if figure:
         plot(results, figure)
     return results
+
+
+def _tis_label(factor: int, gar: float) -> str:
+    return f"TiS-rDL{' + GAR' if gar else ''} ×{factor}"
+
+
+def _sis_label(gar: float) -> str:
+    return f"SiS-rDL {'with' if gar else 'without'} GAR"
 
 
 def plot(results: dict, path: Path) -> None:
@@ -255,7 +281,9 @@ def plot(results: dict, path: Path) -> None:
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     temporal = results["temporal"]
-    left.plot(TIS_FACTORS, [temporal[f"TiS-rDL ×{f}"][0] for f in TIS_FACTORS], "o-", label="TiS-rDL")
+    for gar in (0.0, GAR_WEIGHT):
+        left.plot(TIS_FACTORS, [temporal[_tis_label(f, gar)][0] for f in TIS_FACTORS], "o-",
+                  label=f"TiS-rDL {'with' if gar else 'without'} GAR")
     for name, style in (("supervised", "--"), ("noisy", ":")):
         left.axhline(temporal[name][0], ls=style, color="k" if name == "noisy" else "C2", label=name)
     left.set(xscale="log", xticks=TIS_FACTORS, xticklabels=[str(f) for f in TIS_FACTORS],
@@ -263,9 +291,9 @@ def plot(results: dict, path: Path) -> None:
     left.minorticks_off()
     left.legend()
     steps = list(results["axial"])
-    for name in ("SiS-rDL GAR 1", "SiS-rDL GAR 0", "Gaussian (best σ)", "noisy"):
+    for name in (_sis_label(GAR_WEIGHT), _sis_label(0.0), "Gaussian (best σ)", "noisy"):
         right.plot([int(s.split()[0]) for s in steps], [results["axial"][s][name][0] for s in steps], "o-",
-                   label=name.replace("GAR 1", "with GAR").replace("GAR 0", "without GAR"))
+                   label=name + (f" (mean of {len(SIS_SEEDS)} seeds)" if "SiS" in name else ""))
     right.set(xlabel="axial step (nm)", ylabel="PSNR (dB)", title="vesicles + membranes, 4.8 µm deep")
     right.legend()
     fig.tight_layout()
@@ -279,12 +307,17 @@ def print_tables(results: dict) -> None:
     for name, (psnr, ssim) in results["temporal"].items():
         print(f"| {name} | {psnr:.2f} | {ssim:.3f} |")
     steps = list(results["axial"])
-    methods = list(results["axial"][steps[0]])
+    methods = [name for name in results["axial"][steps[0]] if not name.endswith("seeds")]
     print("\nPSNR (dB) / SSIM vs axial step, vesicles + membranes, held-out stack")
     print("| method | " + " | ".join(steps) + " |\n|---|" + "---|" * len(steps))
     for name in methods:
         print(f"| {name} | " + " | ".join(f"{results['axial'][s][name][0]:.2f} / {results['axial'][s][name][1]:.3f}"
                                           for s in steps) + " |")
+    print(f"\nSiS-rDL PSNR (dB) per training seed {SIS_SEEDS}")
+    for name in methods:
+        if name + " seeds" in results["axial"][steps[0]]:
+            print(f"| {name} | " + " | ".join(" / ".join(f"{score[0]:.2f}" for score in results["axial"][s][name + " seeds"])
+                                              for s in steps) + " |")
 
 
 def main(argv=None) -> int:

@@ -454,7 +454,9 @@ def selfsup_train_command(
     output_dir: Optional[Path] = typer.Option(None, "-o", "--output-dir", help="Run folder (checkpoints, model.pt)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML with any SelfSupConfig keys."),
     iterations: Optional[int] = typer.Option(None, "--iterations"),
-    gar_weight: Optional[float] = typer.Option(None, "--gar-weight", help="SiS gap-amending regularization."),
+    gar_weight: Optional[float] = typer.Option(None, "--gar-weight", help=(
+        "Gap-amending regularization, 0 to < 1 (default 0.5): how far the target moves from the "
+        "neighbouring planes (SiS) or time point (TiS) towards the input's own. 0 turns it off.")),
     devices: Optional[str] = typer.Option(None, "--devices", help="Lightning devices (e.g. 1, 4, auto)."),
     strategy: Optional[str] = typer.Option(None, "--strategy", help="Lightning strategy (e.g. ddp)."),
     accelerator: Optional[str] = typer.Option(None, "--accelerator", help="cpu, gpu or auto."),

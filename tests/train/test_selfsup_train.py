@@ -47,3 +47,18 @@ def test_cli_trains_and_refuses_bad_input(zarr_stack, tmp_path, capsys):
     code, _, err = run_cli(["selfsup", "train", str(tmp_path / "absent.zarr"), "--mode", "tis",
                             "-o", str(tmp_path / "bad")], capsys)
     assert code == 2 and "Traceback" not in err and "absent.zarr" in err
+
+
+def test_gar_is_ramped_in_over_the_first_half_of_training(zarr_stack, tmp_path):
+    from microsr.train.selfsup import SelfSupTraining
+
+    config = load_selfsup_config(None, stack=zarr_stack, mode="sis", iterations=100, gar_weight=0.6,
+                                 output_dir=tmp_path / "run")
+    module = SelfSupTraining(config)
+    weights = []
+    for step in (0, 25, 50, 100):
+        module.iteration.fill_(step)
+        weights.append(module.gar_weight())
+    assert weights == pytest.approx([0.0, 0.3, 0.6, 0.6])
+    with pytest.raises(Exception, match="gar_weight"):
+        load_selfsup_config(None, stack=zarr_stack, mode="sis", gar_weight=1.0, output_dir=tmp_path / "r")

@@ -2,7 +2,7 @@
 
 In rDL LLSM the denoiser is trained without clean data: TiS-rDL pairs interleaved time points of the
 noisy recording (odd volume in, even volume as the target), SiS-rDL interleaved z-slices of one
-volume (with a gap-amending regularization against the half-slice offset). Both train this one
+volume (with a gap-amending regularization that pulls the target back onto the input's plane). Both train this one
 network; the pairing and the regularization belong to the training code, not here.
 
 References

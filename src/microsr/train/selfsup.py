@@ -17,7 +17,7 @@ SELFSUP_MODEL_FORMAT = "microsr-selfsup-1"
 
 
 class SelfSupConfig(NetworkRun):
-    """One self-supervised run: ``mode`` "tis" (time points 2k ↔ 2k+1) or "sis" (odd ↔ even z-slices + GAR).
+    """One self-supervised run: ``mode`` "tis" (time points 2k ↔ 2k+1) or "sis" (odd ↔ even z-slices), each with GAR.
 
     ``model`` holds :class:`microsr.nets.RCAN3D` sizes (default the small CPU variant; the paper's is
     ``{features: 64, groups: 3, blocks: 5, reduction: 16}``). ``patch_size`` is ``(z, y, x)`` voxels.
@@ -30,7 +30,10 @@ class SelfSupConfig(NetworkRun):
     batch_size: int = Field(2, ge=1)
     iterations: int = Field(1000, ge=1)
     learning_rate: float = Field(1e-4, gt=0)
-    gar_weight: float = Field(1.0, ge=0, description="weight of the gap-amending regularization (SiS only)")
+    gar_weight: float = Field(0.5, ge=0, lt=1, description=(
+        "weight w of the gap-amending regularization: the target is amended by w times the gap between "
+        "input and target (planes for SiS, time points for TiS) as the network estimates it; 0 is off, "
+        "ramped in over the first half of training"))
     min_foreground_fraction: float = Field(0.02, ge=0)
     validation_patches: int = Field(4, ge=1)
 
@@ -48,7 +51,7 @@ def load_selfsup_config(path: str | Path | None, **overrides) -> SelfSupConfig:
 
 
 class SelfSupTraining(L.LightningModule):
-    """RCAN3D trained on interleaved pairs of the noisy stack: MSE for TiS, :func:`sis_loss` (with GAR) for SiS."""
+    """RCAN3D trained on interleaved pairs of the noisy stack: :func:`tis_loss` or :func:`sis_loss`, each with GAR."""
 
     def __init__(self, config: SelfSupConfig):
         super().__init__()
@@ -58,12 +61,18 @@ class SelfSupTraining(L.LightningModule):
         self.register_buffer("iteration", torch.zeros((), dtype=torch.long))
         self.validation: tuple[torch.Tensor, torch.Tensor] | None = None
 
+    def gar_weight(self) -> float:
+        """GAR's weight now: ramped linearly from 0 over the first half of training, while the network's own
+        estimate of the gap is still poor (as Neighbor2Neighbor ramps its regularizer), then ``config.gar_weight``."""
+        ramp = max(1, self.config.total_iterations // 2)
+        return self.config.gar_weight * min(1.0, int(self.iteration) / ramp)
+
     def loss(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        from microsr.train.selfsup_data import sis_loss
+        from microsr.train.selfsup_data import sis_loss, tis_loss
 
         if self.config.mode == "sis":
-            return sis_loss(self.network, source, target, gar_weight=self.config.gar_weight)
-        return torch.mean((self.network(source) - target) ** 2)
+            return sis_loss(self.network, source, target, gar_weight=self.gar_weight())
+        return tis_loss(self.network, source, target, gar_weight=self.gar_weight())
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.network.parameters(), lr=self.config.learning_rate)
@@ -102,7 +111,7 @@ def train_selfsup(config: SelfSupConfig, *, progress: bool = True, patches=None)
     ``patches(seed, seed_offset)``, if given, replaces the interleaved pairs of ``config.stack`` by
     another stream of ``(input, target)`` patches with ``background`` and ``scale`` attributes, e.g.
     noisy and clean volumes for a supervised baseline (``bench/selfsup_compare.py``). ``config.mode``
-    then only chooses the loss (MSE for "tis").
+    then only chooses the loss: "tis" with ``gar_weight`` 0 is plain MSE.
 
     The exported file keeps the stack's normalization (``background``, ``scale``) for reference;
     prediction measures its own input the same way (:func:`microsr.pipelines.selfsup.stack_normalization`).
