@@ -352,9 +352,9 @@ def _interleave(odd_slices: torch.Tensor, even_slices: torch.Tensor) -> torch.Te
     return full
 
 
-def _between(slices: torch.Tensor, first: int, count: int) -> torch.Tensor:
-    """Mean of slices ``j`` and ``j + 1`` for ``j = first … first + count − 1``: the plane midway between them."""
-    return 0.5 * (slices[:, :, first:first + count] + slices[:, :, first + 1:first + count + 1])
+def _between(slices: torch.Tensor, count: int) -> torch.Tensor:
+    """Mean of slices ``j`` and ``j + 1`` for ``j < count``: the plane midway between them."""
+    return 0.5 * (slices[:, :, :count] + slices[:, :, 1:count + 1])
 
 
 def _sis_terms(network, odd_slices: torch.Tensor, even_slices: torch.Tensor, with_gap: bool):
@@ -369,29 +369,31 @@ def _sis_terms(network, odd_slices: torch.Tensor, even_slices: torch.Tensor, wit
     if m < 1:
         raise ValueError(f"no slice has a neighbour on both sides: {n_odd} odd and {n_even} even slices; "
                          "SiS pairs need at least 2 of each")
-    denoised = None
+    # The network's own view of the full-resolution stack, split back into its halves: how each plane
+    # differs there from the mean of its two neighbours is the gap between an input plane and its
+    # targets. No gradient: it is an estimate that amends the target, not something to optimize.
+    denoised_odd = denoised_even = None
     if with_gap:
-        # The network's own view of the full-resolution stack: how each plane differs from the mean of
-        # its two neighbours there is the gap between an input plane and its targets. No gradient: it
-        # is an estimate that amends the target, not something to optimize.
         with torch.no_grad():
             denoised = network(_interleave(odd_slices, even_slices))
+        denoised_odd, denoised_even = denoised[:, :, 1::2], denoised[:, :, 0::2]
     terms = []
     # Odd slice j lies between even slices j and j + 1; even slice j (j ≥ 1) between odd j − 1 and j.
-    for source, target, first in ((odd_slices, even_slices, 0), (even_slices, odd_slices, 1)):
+    for source, target, own, other, first in ((odd_slices, even_slices, denoised_odd, denoised_even, 0),
+                                              (even_slices, odd_slices, denoised_even, denoised_odd, 1)):
         prediction = network(source)[:, :, first:first + m]
-        gap = None
-        if denoised is not None:
-            own = denoised[:, :, 1::2] if source is odd_slices else denoised[:, :, 0::2]
-            other = denoised[:, :, 0::2] if source is odd_slices else denoised[:, :, 1::2]
-            gap = own[:, :, first:first + m] - _between(other, 0, m)
-        terms.append((prediction, _between(target, 0, m), gap))
+        gap = None if own is None else own[:, :, first:first + m] - _between(other, m)
+        terms.append((prediction, _between(target, m), gap))
     return terms
 
 
 def _amendment(prediction: torch.Tensor, target: torch.Tensor, gap: torch.Tensor) -> torch.Tensor:
     # ‖p − t − g‖² − ‖p − t‖², computed as g·(g − 2(p − t)) so that it is exactly 0 where g is 0.
     return torch.mean(gap * (gap - 2.0 * (prediction - target)))
+
+
+def _sis_amendment(terms) -> torch.Tensor:
+    return torch.stack([_amendment(*term) for term in terms]).mean()
 
 
 def gap_amending_loss(network, odd_slices: torch.Tensor, even_slices: torch.Tensor, *,
@@ -465,8 +467,7 @@ def gap_amending_loss(network, odd_slices: torch.Tensor, even_slices: torch.Tens
     >>> gap_amending_loss(network, volume[:, :, 1::2], volume[:, :, ::2]).item()
     0.0
     """
-    terms = _sis_terms(network, odd_slices, even_slices, with_gap=True)
-    return float(weight) * torch.stack([_amendment(*term) for term in terms]).mean()
+    return float(weight) * _sis_amendment(_sis_terms(network, odd_slices, even_slices, with_gap=True))
 
 
 def sis_loss(network, odd_slices: torch.Tensor, even_slices: torch.Tensor, *,
@@ -497,10 +498,10 @@ def sis_loss(network, odd_slices: torch.Tensor, even_slices: torch.Tensor, *,
     data = torch.stack([torch.mean((prediction - target) ** 2) for prediction, target, _ in terms]).mean()
     if gar_weight == 0:
         return data
-    return data + float(gar_weight) * torch.stack([_amendment(*term) for term in terms]).mean()
+    return data + float(gar_weight) * _sis_amendment(terms)
 
 
-def tis_loss(network, source: torch.Tensor, target: torch.Tensor, *, gar_weight: float = 0.0) -> torch.Tensor:
+def tis_loss(network, source: torch.Tensor, target: torch.Tensor, *, gar_weight: float = 0.5) -> torch.Tensor:
     """TiS-rDL training loss: the prediction from one time point against the other, plus an optional GAR.
 
     The data term is the mean squared error against the neighbouring time point. Its optimum is the
