@@ -169,6 +169,7 @@ def train_one(plan: dict, runs: str) -> str:
     config = load_selfsup_config(None, stack=plan["stack"], mode=plan["mode"], model=MODEL,
                                  patch_size=plan["patch_size"], batch_size=4, iterations=plan["iterations"],
                                  learning_rate=5e-4, gar_weight=plan["gar_weight"], validate_every=250,
+                                 lr_schedule=plan.get("lr_schedule", "constant"),
                                  seed=plan.get("seed", 0),
                                  output_dir=Path(runs) / plan["name"])
     patches = None

@@ -480,12 +480,14 @@ def selfsup_predict_command(
     memory_mb: float = typer.Option(2048.0, "--memory-mb", min=1.0,
                                     help="Memory for tiles, activations and output buffers; sets the tile size."),
     device: Device = typer.Option(Device.auto, "--device"),
+    tta: bool = typer.Option(False, "--tta", help="Average over the 8 lateral rotations and flips of each tile: "
+                                                  "less noise, 8 times the time."),
     overwrite: bool = OVERWRITE,
 ):
     """Denoise every volume with a TiS/SiS-rDL model, tile by tile; a killed run, started again, skips finished volumes."""
     from microsr.pipelines.selfsup import SelfSupDenoiser, predict_selfsup_stack
 
-    denoiser = SelfSupDenoiser.from_file(model, device=device.value)
+    denoiser = SelfSupDenoiser.from_file(model, device=device.value, tta=tta)
     summary = predict_selfsup_stack(denoiser, stack, output, memory_mb=memory_mb, overwrite=overwrite,
                                     progress=sys.stderr.isatty())
     typer.echo(json.dumps(summary))

@@ -266,3 +266,43 @@ def test_shipped_tis_model_denoises_held_out_vesicles_and_the_demo_shows_it(tmp_
     lines = run_selfsup_demo(tmp_path, shape=(2, 12, 32, 32))
     assert (tmp_path / "llsm.png").stat().st_size > 10_000 and "TiS-rDL" in lines[0]
     assert zarr.open_array(str(tmp_path / "llsm_tis.zarr"), mode="r").shape == (2, 12, 32, 32)
+
+
+def test_lateral_views_are_undone_exactly_and_tta_is_rotation_equivariant():
+    from microsr.pipelines.selfsup import lateral_views
+
+    x = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).reshape(1, 1, 2, 3 * 4, 4)[..., :4, :]
+    views = lateral_views(square=True)
+    assert len(views) == 8 and len(lateral_views(square=False)) == 4
+    assert len({tuple(forward(x).flatten().tolist()) for forward, _ in views}) == 8  # all different
+    for forward, back in views + lateral_views(square=False):
+        assert torch.equal(back(forward(x)), x)
+    # A random RCAN is not rotation-equivariant; averaged over the 8 views it is, tiles included.
+    volume = _stack((1, 8, 24, 24))[0]
+    plain = SelfSupDenoiser(_local_network(), "tis", device="cpu")
+    tta = SelfSupDenoiser(_local_network(), "tis", device="cpu", tta=True)
+    rotated = np.ascontiguousarray(np.rot90(volume, 1, axes=(1, 2)))
+    kwargs = dict(background=100.0, scale=50.0, memory_mb=1e4)
+    assert np.abs(np.rot90(plain.denoise_volume(volume, **kwargs), 1, axes=(1, 2))
+                  - plain.denoise_volume(rotated, **kwargs)).max() > 1e-3
+    np.testing.assert_allclose(np.rot90(tta.denoise_volume(volume, **kwargs), 1, axes=(1, 2)),
+                               tta.denoise_volume(rotated, **kwargs), atol=1e-4)
+    tiled = tta.denoise_volume(volume, background=100.0, scale=50.0, memory_mb=3, overlap=(2, 8, 8))
+    np.testing.assert_allclose(tiled, tta.denoise_volume(volume, **kwargs), atol=1e-4)
+
+
+def test_cli_tta_is_recorded_and_matches_the_python_api(tmp_path, capsys):
+    from helpers import run_cli
+
+    source = _zarr(tmp_path / "noisy.zarr", _stack())
+    model = _save(tmp_path / "model.pt", _local_network())
+    out = tmp_path / "denoised.zarr"
+    code, stdout, err = run_cli(["selfsup", "predict", source, "-o", out, "--model", model, "--device", "cpu",
+                                 "--tta"], capsys)
+    assert code == 0, err
+    assert zarr.open_array(str(out), mode="r").attrs["tta"] is True
+    plain = SelfSupDenoiser.from_file(model, device="cpu")
+    expected = SelfSupDenoiser.from_file(model, device="cpu", tta=True)
+    background, scale = plain.measure(zarr.open_array(str(source), mode="r"))
+    np.testing.assert_allclose(zarr.open_array(str(out), mode="r")[2],
+                               expected.denoise_volume(_stack()[2], background=background, scale=scale), atol=1e-4)

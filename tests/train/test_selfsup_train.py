@@ -62,3 +62,25 @@ def test_gar_is_ramped_in_over_the_first_half_of_training(zarr_stack, tmp_path):
     assert weights == pytest.approx([0.0, 0.3, 0.6, 0.6])
     with pytest.raises(Exception, match="gar_weight"):
         load_selfsup_config(None, stack=zarr_stack, mode="sis", gar_weight=1.0, output_dir=tmp_path / "r")
+
+
+def test_cosine_schedule_falls_from_the_learning_rate_to_one_percent_and_survives_resume(zarr_stack, tmp_path):
+    from microsr.train.selfsup import FINAL_LR_FRACTION, SelfSupTraining
+
+    config = load_selfsup_config(None, stack=zarr_stack, mode="tis", iterations=100, lr_schedule="cosine",
+                                 output_dir=tmp_path / "run")
+    module = SelfSupTraining(config)
+    factors = []
+    for step in (0, 50, 100, 150):
+        module.iteration.fill_(step)
+        factors.append(module.learning_rate_factor())
+    assert factors == pytest.approx([1.0, 0.5 + FINAL_LR_FRACTION / 2, FINAL_LR_FRACTION, FINAL_LR_FRACTION])
+    assert SelfSupTraining(config.model_copy(update={"lr_schedule": "constant"})).learning_rate_factor() == 1.0
+    # Through a real run: 2 iterations, then resumed to 4; the optimizer's rate follows the module's count.
+    short = load_selfsup_config(None, stack=zarr_stack, mode="tis", iterations=4, lr_schedule="cosine",
+                                learning_rate=1e-3, output_dir=tmp_path / "short", **{**TINY, "checkpoint_every": 1})
+    train_selfsup(short.model_copy(update={"iterations": 2}), progress=False)
+    train_selfsup(short, progress=False)
+    saved = torch.load(tmp_path / "short" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert int(saved["state_dict"]["iteration"]) == 4
+    assert saved["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(1e-3 * FINAL_LR_FRACTION)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -11,6 +12,9 @@ from pydantic import Field
 
 from microsr.train.config import NetworkRun
 from microsr.train.module import finish_step, record_losses
+
+#: Learning rate at the end of a cosine schedule, as a fraction of the starting one.
+FINAL_LR_FRACTION = 0.01
 
 #: Format tag of an exported self-supervised denoiser (``torch.save`` dict).
 SELFSUP_MODEL_FORMAT = "microsr-selfsup-1"
@@ -30,6 +34,9 @@ class SelfSupConfig(NetworkRun):
     batch_size: int = Field(2, ge=1)
     iterations: int = Field(1000, ge=1)
     learning_rate: float = Field(1e-4, gt=0)
+    lr_schedule: Literal["constant", "cosine"] = Field("constant", description=(
+        "'cosine' lowers the learning rate along a half cosine to 1 % of learning_rate at the last "
+        "iteration; 'constant' keeps it"))
     gar_weight: float = Field(0.5, ge=0, lt=1, description=(
         "weight w of the gap-amending regularization: the target is amended by w times the gap between "
         "input and target (planes for SiS, time points for TiS) as the network estimates it; 0 is off, "
@@ -74,8 +81,19 @@ class SelfSupTraining(L.LightningModule):
             return sis_loss(self.network, source, target, gar_weight=self.gar_weight())
         return tis_loss(self.network, source, target, gar_weight=self.gar_weight())
 
+    def learning_rate_factor(self) -> float:
+        """Factor on ``config.learning_rate`` now (1 for a constant schedule)."""
+        if self.config.lr_schedule == "constant":
+            return 1.0
+        progress = min(1.0, int(self.iteration) / max(1, self.config.total_iterations))
+        return FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * progress))
+
     def configure_optimizers(self):
-        return torch.optim.Adam(self.network.parameters(), lr=self.config.learning_rate)
+        optimizer = torch.optim.Adam(self.network.parameters(), lr=self.config.learning_rate)
+        # The factor is read from the module's own iteration count, which checkpoints keep, so a
+        # resumed run continues the schedule where the killed one stopped.
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: self.learning_rate_factor())
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def training_step(self, batch, batch_index):
         loss = self.loss(*batch)
