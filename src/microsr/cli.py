@@ -457,6 +457,8 @@ def selfsup_train_command(
     gar_weight: Optional[float] = typer.Option(None, "--gar-weight", help=(
         "Gap-amending regularization, 0 to < 1 (default 0.5): how far the target moves from the "
         "neighbouring planes (SiS) or time point (TiS) towards the input's own. 0 turns it off.")),
+    lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help=(
+        "constant, or cosine: the learning rate falls along a half cosine to 1 % by the last iteration.")),
     devices: Optional[str] = typer.Option(None, "--devices", help="Lightning devices (e.g. 1, 4, auto)."),
     strategy: Optional[str] = typer.Option(None, "--strategy", help="Lightning strategy (e.g. ddp)."),
     accelerator: Optional[str] = typer.Option(None, "--accelerator", help="cpu, gpu or auto."),
@@ -465,6 +467,7 @@ def selfsup_train_command(
     from microsr.train.selfsup import load_selfsup_config, train_selfsup
 
     settings = load_selfsup_config(config, stack=stack, mode=mode.value, iterations=iterations, gar_weight=gar_weight,
+                                   lr_schedule=lr_schedule,
                                    output_dir=output_dir or (None if config else Path("runs") / f"selfsup_{mode.value}"),
                                    **_lightning_overrides(devices, strategy, accelerator))
     model_path = train_selfsup(settings, progress=sys.stderr.isatty())

@@ -41,9 +41,13 @@ def test_cli_trains_and_refuses_bad_input(zarr_stack, tmp_path, capsys):
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump({**TINY, "patch_size": list(TINY["patch_size"])}))
     code, out, err = run_cli(["selfsup", "train", str(zarr_stack), "--mode", "sis", "--config", str(config),
-                              "--iterations", "1", "-o", str(tmp_path / "run"), "--gar-weight", "0.5"], capsys)
+                              "--iterations", "1", "-o", str(tmp_path / "run"), "--gar-weight", "0.5",
+                              "--lr-schedule", "cosine"], capsys)
     assert code == 0, err
     assert (tmp_path / "run" / "model.pt").exists()
+    code, _, err = run_cli(["selfsup", "train", str(zarr_stack), "--mode", "tis", "--lr-schedule", "linear",
+                            "-o", str(tmp_path / "bad_schedule")], capsys)
+    assert code == 2 and "Traceback" not in err and "lr_schedule" in err and len(err.strip().splitlines()) == 1
     code, _, err = run_cli(["selfsup", "train", str(tmp_path / "absent.zarr"), "--mode", "tis",
                             "-o", str(tmp_path / "bad")], capsys)
     assert code == 2 and "Traceback" not in err and "absent.zarr" in err
