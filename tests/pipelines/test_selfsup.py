@@ -58,6 +58,8 @@ def test_tile_plan_fits_the_budget_and_refuses_one_too_small():
         plan = plan_tiles((32, 256, 256), 8, memory_mb=budget)
         assert plan.memory_mb <= budget and plan.tile[1] < 256
         assert all(o > 0 for o, t, s in zip(plan.overlap, plan.tile, (32, 256, 256)) if t < s)
+        with_tta = plan_tiles((32, 256, 256), 8, memory_mb=budget, tta=True)  # holds more per voxel
+        assert with_tta.memory_mb <= budget and np.prod(with_tta.tile) <= np.prod(plan.tile)
     with pytest.raises(InputError, match=r"too small .*needs \d+ MB.*--memory-mb"):
         plan_tiles((32, 256, 256), 64, memory_mb=5)
 
@@ -68,9 +70,9 @@ def test_tiles_blend_into_exactly_the_whole_volume_prediction():
     whole = denoiser.denoise_volume(volume, background=100.0, scale=50.0, memory_mb=1e4)
     # Overlaps of 6 and 8 voxels: their zero-weight outer halves (3, 4) cover the 3-voxel reach of the
     # network's zero padding, so no damaged voxel counts.
-    plan = denoiser.plan(volume.shape, memory_mb=10, overlap=(6, 8, 8))
+    plan = denoiser.plan(volume.shape, memory_mb=11, overlap=(6, 8, 8))
     assert all(t < s for t, s in zip(plan.tile, volume.shape))  # really tiled, along every axis
-    tiled = denoiser.denoise_volume(volume, background=100.0, scale=50.0, memory_mb=10, overlap=(6, 8, 8))
+    tiled = denoiser.denoise_volume(volume, background=100.0, scale=50.0, memory_mb=11, overlap=(6, 8, 8))
     np.testing.assert_allclose(tiled, whole, atol=1e-4)
     assert whole.dtype == np.float32 and abs(float(whole.mean()) - float(volume.mean())) < 0.5 * float(volume.std())
 

@@ -52,6 +52,12 @@ DEFAULT_MEMORY_MB = 2048
 #: 16 x 64 x 64, 25-30 for tiles of 24 x 128 x 128 and more, so this is an upper bound.
 BYTES_PER_VOXEL_FEATURE = 4 * (6 + 27)
 
+#: Bytes one voxel of a tile costs whatever the features: the single-channel ends of the network, i.e.
+#: the tile read, its normalized tensor, the output, and the first convolution's unfolded 3 x 3 x 3
+#: neighbourhoods of its one input channel. Small next to the features' share for real networks (16-64
+#: features), but a network of 4 features was measured 15 % over the feature count alone.
+BYTES_PER_VOXEL = 4 * (3 + 27)
+
 #: Default overlap (z, y, x) between tiles, in voxels of the input.
 DEFAULT_OVERLAP = (4, 16, 16)
 
@@ -80,10 +86,11 @@ def _resolve_device(device: str | torch.device) -> torch.device:
 
 
 def plan_tiles(volume_shape, features: int, *, memory_mb: float = DEFAULT_MEMORY_MB,
-               overlap=DEFAULT_OVERLAP, chunk_bytes: int = 0) -> TilePlan:
+               overlap=DEFAULT_OVERLAP, chunk_bytes: int = 0, tta: bool = False) -> TilePlan:
     """The largest 3-D tile whose prediction fits ``memory_mb``.
 
-    Memory counted: the tile's activations (:data:`BYTES_PER_VOXEL_FEATURE` × ``features`` per voxel),
+    Memory counted: the tile's activations (:data:`BYTES_PER_VOXEL_FEATURE` × ``features`` +
+    :data:`BYTES_PER_VOXEL` per voxel),
     the output slab (``tile_z`` whole planes, float32) and two output chunks (``chunk_bytes`` each:
     Zarr reads, modifies and re-encodes a chunk that a slab only partly covers). The tile starts as
     the whole volume and its longest side (y, x before z) shrinks by a fifth at a time until it fits;
@@ -102,6 +109,9 @@ def plan_tiles(volume_shape, features: int, *, memory_mb: float = DEFAULT_MEMORY
         4-plane (z) or 16-voxel (y, x) core.
     chunk_bytes : int
         Bytes of one output chunk.
+    tta : bool
+        Test-time augmentation: 4 more float32 per voxel (the rotated input, the network's output, its
+        rotation back, the running mean).
 
     Raises
     ------
@@ -111,7 +121,7 @@ def plan_tiles(volume_shape, features: int, *, memory_mb: float = DEFAULT_MEMORY
     shape = tuple(int(s) for s in volume_shape)
     overlap = tuple(int(o) for o in overlap)
     budget = float(memory_mb) * 2**20
-    per_voxel = BYTES_PER_VOXEL_FEATURE * int(features)
+    per_voxel = BYTES_PER_VOXEL_FEATURE * int(features) + BYTES_PER_VOXEL + (4 * 4 if tta else 0)
     minimum = tuple(min(s, 2 * o + _MIN_CORE[0 if axis == 0 else 1])
                     for axis, (s, o) in enumerate(zip(shape, overlap)))
 
@@ -235,7 +245,7 @@ class SelfSupDenoiser:
              chunk_bytes: int = 0) -> TilePlan:
         """:func:`plan_tiles` for this network."""
         return plan_tiles(volume_shape, self.features, memory_mb=memory_mb, overlap=overlap,
-                          chunk_bytes=chunk_bytes)
+                          chunk_bytes=chunk_bytes, tta=self.tta)
 
     @torch.no_grad()
     def _apply(self, tile: np.ndarray, background: float, scale: float) -> np.ndarray:

@@ -34,7 +34,7 @@ class SelfSupConfig(NetworkRun):
     batch_size: int = Field(2, ge=1)
     iterations: int = Field(1000, ge=1)
     learning_rate: float = Field(1e-4, gt=0)
-    lr_schedule: Literal["constant", "cosine"] = Field("constant", description=(
+    lr_schedule: Literal["constant", "cosine"] = Field("cosine", description=(
         "'cosine' lowers the learning rate along a half cosine to 1 % of learning_rate at the last "
         "iteration; 'constant' keeps it"))
     gar_weight: float = Field(0.5, ge=0, lt=1, description=(
