@@ -54,8 +54,9 @@ rdl-models: $(STAMP)
 		--figure bench_out/rdl_uncertainty.png
 
 # TiS-rDL with and without GAR (4 temporal down-sampling factors), a supervised reference, SiS-rDL with and
-# without GAR at 3 axial steps, on simulated LLSM stacks (~3.5 h on 2 CPU cores), then the comparison tables and
-# figure. The shipped "llsm-vesicles-tis" is runs/selfsup_bench/tis_x1_gar0.5/model.pt.
+# without GAR at 3 axial steps, the headline pair again at the cosine learning rate, on simulated LLSM stacks
+# (~4.5 h on 2 CPU cores), then the comparison tables and figure. The shipped "llsm-vesicles-tis" is
+# runs/selfsup_bench/tis_x1_gar0.5_cos/model.pt.
 selfsup-models: $(STAMP)
 	$(PY) bench/selfsup_compare.py --train --iterations 2400 --sis-iterations 1200 --figure bench_out/selfsup.png \
 		--json bench_out/selfsup.json
