@@ -181,7 +181,7 @@ class SelfSupDenoiser:
         Test-time augmentation: average the network's outputs over the 8 lateral rotations and flips of
         each tile (4 flips where a tile is not square in y, x), each mapped back. The network was trained
         on all of them; its errors differ between them while the signal does not, so the mean is less
-        noisy. 8 (or 4) times the compute, the same memory.
+        noisy. 8 (or 4) times the compute; 4 more float32 per tile voxel, which the tile plan counts.
     """
 
     def __init__(self, network: torch.nn.Module, mode: str, patch_size=(8, 32, 32), *, device="auto",
