@@ -53,16 +53,21 @@ def test_cli_trains_and_refuses_bad_input(zarr_stack, tmp_path, capsys):
     assert code == 2 and "Traceback" not in err and "absent.zarr" in err
 
 
+def _at_iterations(module, method: str, iterations) -> list[float]:
+    """``module.method()`` with the module's iteration count set to each of ``iterations``."""
+    values = []
+    for iteration in iterations:
+        module.iteration.fill_(iteration)
+        values.append(getattr(module, method)())
+    return values
+
+
 def test_gar_is_ramped_in_over_the_first_half_of_training(zarr_stack, tmp_path):
     from microsr.train.selfsup import SelfSupTraining
 
     config = load_selfsup_config(None, stack=zarr_stack, mode="sis", iterations=100, gar_weight=0.6,
                                  output_dir=tmp_path / "run")
-    module = SelfSupTraining(config)
-    weights = []
-    for step in (0, 25, 50, 100):
-        module.iteration.fill_(step)
-        weights.append(module.gar_weight())
+    weights = _at_iterations(SelfSupTraining(config), "gar_weight", (0, 25, 50, 100))
     assert weights == pytest.approx([0.0, 0.3, 0.6, 0.6])
     with pytest.raises(Exception, match="gar_weight"):
         load_selfsup_config(None, stack=zarr_stack, mode="sis", gar_weight=1.0, output_dir=tmp_path / "r")
@@ -73,16 +78,12 @@ def test_cosine_schedule_falls_from_the_learning_rate_to_one_percent_and_survive
 
     config = load_selfsup_config(None, stack=zarr_stack, mode="tis", iterations=100, lr_schedule="cosine",
                                  output_dir=tmp_path / "run")
-    module = SelfSupTraining(config)
-    factors = []
-    for step in (0, 50, 100, 150):
-        module.iteration.fill_(step)
-        factors.append(module.learning_rate_factor())
+    factors = _at_iterations(SelfSupTraining(config), "learning_rate_factor", (0, 50, 100, 150))
     assert factors == pytest.approx([1.0, 0.5 + FINAL_LR_FRACTION / 2, FINAL_LR_FRACTION, FINAL_LR_FRACTION])
     assert SelfSupTraining(config.model_copy(update={"lr_schedule": "constant"})).learning_rate_factor() == 1.0
     # Through a real run: 2 iterations, then resumed to 4; the optimizer's rate follows the module's count.
     short = load_selfsup_config(None, stack=zarr_stack, mode="tis", iterations=4, lr_schedule="cosine",
-                                learning_rate=1e-3, output_dir=tmp_path / "short", **{**TINY, "checkpoint_every": 1})
+                                learning_rate=1e-3, output_dir=tmp_path / "short", **TINY)
     train_selfsup(short.model_copy(update={"iterations": 2}), progress=False)
     train_selfsup(short, progress=False)
     saved = torch.load(tmp_path / "short" / "checkpoints" / "last.ckpt", weights_only=False)
