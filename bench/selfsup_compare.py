@@ -75,7 +75,7 @@ HEADLINE = tuple((f"{method}, {schedule} LR{', seed 1' if seed else ''}",
 
 
 def simulate(step_nm: float, volumes: int, seed: int, specimen: str):
-    from microsr.synthetic_llsm import simulate_llsm
+    from microsr.synthetic.llsm import simulate_llsm
 
     planes = int(round(DEPTH_NM / step_nm))
     return simulate_llsm(shape=(volumes, planes, FIELD_PX, FIELD_PX), voxel_size_nm=(step_nm, 92.6, 92.6),
@@ -93,7 +93,7 @@ def write_zarr(path: Path, array: np.ndarray, voxel_size_nm) -> None:
 
 def datasets(runs: Path) -> dict:
     """Simulate (once) every training and test stack; returns {name: {noisy, clean, offset, ...}} paths."""
-    from microsr.synthetic_llsm import llsm_time_subsample
+    from microsr.synthetic.llsm import llsm_time_subsample
 
     data_dir = runs / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -249,7 +249,7 @@ def gaussian_best(noisy: np.ndarray, clean: np.ndarray, offset: float, voxel_siz
 
 def denoised(model_path: Path, noisy_path: str, offset: float, tta: bool = False) -> list[np.ndarray]:
     from microsr.pipelines.selfsup import SelfSupDenoiser
-    from microsr.train.selfsup_data import open_volume_stack
+    from microsr.io.volumes import open_volume_stack
 
     denoiser = SelfSupDenoiser.from_file(model_path, device="cpu", tta=tta)
     stack = open_volume_stack(noisy_path)

@@ -22,7 +22,7 @@ from microsr.metrics import hawkman, ms_ssim, psnr
 from microsr.pipelines.sfsrm import SFSRM
 from microsr.resample import bicubic_upsample
 from microsr.synthetic import training_pair
-from microsr.train.data import normalize_input
+from microsr.models.sfsrm import normalize_input
 
 HELD_OUT_SEED = 10**9  # training streams draw seeds far below this
 

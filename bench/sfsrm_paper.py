@@ -42,7 +42,7 @@ from microsr.metrics.pairs import DIP, pair_resolved, profile_through
 from microsr.pipelines.sfsrm import SFSRM
 from microsr.resample import bicubic_upsample
 from microsr.synthetic import degrade, dot_pairs, line_pairs
-from microsr.train.data import normalize_input
+from microsr.models.sfsrm import normalize_input
 
 GT_PIXEL_NM = 10.0
 LR_PIXEL_NM = 100.0

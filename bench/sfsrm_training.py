@@ -1,6 +1,6 @@
 """Benchmark: SFSRM training speed (iterations/s) for the shipped and the paper-size networks, per stage.
 
-Each row runs ``microsr.train.run.train`` twice on the simulator — ``short`` and ``short + count``
+Each row runs ``microsr.train.sfsrm.train_sfsrm`` twice on the simulator — ``short`` and ``short + count``
 iterations of one stage — and divides the difference in wall time by ``count``, so start-up (imports,
 Lightning, the validation batch) is left out and everything a real iteration does is in: drawing the
 simulated patches, the edge map, the losses, the discriminator step in stage 2.
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from microsr.train.config import TrainConfig
-from microsr.train.run import train
+from microsr.train.sfsrm_config import TrainConfig
+from microsr.train.sfsrm import train_sfsrm as train
 
 STAGES = {
     "stage 1 (MS-SSIM-L1)": {"msssim_l1": 1.0},

@@ -21,7 +21,7 @@ from bench_memory import PeakRSS
 from microsr.optics import ideal_otf
 from microsr.sim.estimate import estimate_parameters
 from microsr.sim.reconstruct import ReconstructionSettings, WienerReconstructor
-from microsr.sim.simulate import simulate_sim
+from microsr.synthetic.sim_raw import simulate_sim
 
 PIXEL_NM = 62.6
 BACKGROUND = 102.0

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from microsr.sim.simulate import simulate_sim
+from microsr.synthetic.sim_raw import simulate_sim
 
 
 @functools.lru_cache(maxsize=None)

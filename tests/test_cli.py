@@ -14,8 +14,8 @@ def run(argv, capsys):
 
 @pytest.fixture(scope="module")
 def simulated_dir(tmp_path_factory):
-    from microsr.pipelines.sim import write_simulation
-    from microsr.sim.simulate import simulate_sim
+    from microsr.pipelines.simulate import write_simulation
+    from microsr.synthetic.sim_raw import simulate_sim
 
     outdir = tmp_path_factory.mktemp("sim")
     write_simulation(simulate_sim(shape=(128, 128), photons=40, seed=3, time_points=3), outdir)

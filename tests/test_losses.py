@@ -12,7 +12,7 @@ from microsr.losses import (
     SEEDED_FEATURES_SOURCE, FrequencyLoss, MSSSIML1Loss, PerceptualLoss, discriminator_loss,
     generator_adversarial_loss,
 )
-from microsr.metrics.fidelity import ms_ssim_torch
+from microsr.losses import ms_ssim_torch
 
 
 def specimen(size=64, seed=0):

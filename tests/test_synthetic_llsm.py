@@ -1,10 +1,10 @@
-"""Tests of the simulated lattice light-sheet series in microsr.synthetic_llsm: camera, PSF, motion, units."""
+"""Tests of the simulated lattice light-sheet series in microsr.synthetic.llsm: camera, PSF, motion, units."""
 
 import numpy as np
 import pytest
 
 from microsr.errors import InputError
-from microsr.synthetic_llsm import SPECIMENS, LLSMData, llsm_time_subsample, simulate_llsm
+from microsr.synthetic.llsm import SPECIMENS, LLSMData, llsm_time_subsample, simulate_llsm
 
 
 def _pearson(a, b):

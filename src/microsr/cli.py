@@ -1,4 +1,4 @@
-"""The ``microsr`` command line: thin wrappers that parse flags and call pipelines."""
+"""The ``microsr`` command line: each command parses its flags and calls one public function of the package."""
 
 from __future__ import annotations
 
@@ -9,21 +9,46 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from microsr.errors import MicrosrError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+# The package is imported inside each command, not here: torch, Lightning and the networks take ~6 s
+# to import (measured on the 2-core machines), and `microsr --help` or a mistyped flag should answer at once.
+
+
+def _bare_flags(params: list) -> list:
+    # typer 0.29 with click 8.5 labels a flag "<bool>" in --help, as if it took a value: show flags bare.
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx) -> list:
+        return _bare_flags(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    def get_params(self, ctx) -> list:
+        return _bare_flags(super().get_params(ctx))
+
+
+def _typer(help: str) -> typer.Typer:
+    return typer.Typer(no_args_is_help=True, help=help, cls=_Group)
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, cls=_Group,
                   help="Super-resolution microscopy that can be checked against the physics.")
-simulate_app = typer.Typer(no_args_is_help=True, help="Make synthetic data with known ground truth.")
-sim_app = typer.Typer(no_args_is_help=True, help="Structured illumination: estimate patterns, reconstruct.")
+simulate_app = _typer("Make synthetic data with known ground truth.")
+sim_app = _typer("Structured illumination: estimate patterns, reconstruct.")
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(sim_app, name="sim")
-sfsrm_app = typer.Typer(no_args_is_help=True, help="Single-frame super-resolution (SFSRM): train, predict.")
+sfsrm_app = _typer("Single-frame super-resolution (SFSRM): train, predict.")
 app.add_typer(sfsrm_app, name="sfsrm")
-rdl_app = typer.Typer(no_args_is_help=True, help="rDL SIM: pattern-informed denoising of raw SIM frames.")
+rdl_app = _typer("rDL SIM: pattern-informed denoising of raw SIM frames.")
 app.add_typer(rdl_app, name="rdl")
-selfsup_app = typer.Typer(no_args_is_help=True,
-                          help="Self-supervised rDL for lattice light-sheet stacks (TiS / SiS), no clean data.")
+selfsup_app = _typer("Self-supervised rDL for lattice light-sheet stacks (TiS / SiS), no clean data.")
 app.add_typer(selfsup_app, name="selfsup")
 
 
@@ -60,7 +85,12 @@ BACKGROUND = typer.Option("auto", "--background",
 OVERWRITE = typer.Option(False, "--overwrite", help="Replace outputs that exist.")
 
 
-@simulate_app.command("sim")
+def _warn(warnings: list[str]) -> None:
+    for warning in warnings:
+        typer.secho(f"warning: {warning}", fg="yellow", err=True)
+
+
+@simulate_app.command("sim", cls=_Command)
 def simulate_sim_command(
     outdir: Path = typer.Argument(..., help="Folder for raw.tif, ground_truth.tif, widefield.tif, truth.json."),
     size: int = typer.Option(256, "--size", min=32, help="Raw frame size (pixels, square)."),
@@ -84,8 +114,8 @@ def simulate_sim_command(
     import math
 
     from microsr.optics import load_otf_mrc
-    from microsr.pipelines.sim import write_simulation
-    from microsr.sim.simulate import simulate_sim
+    from microsr.pipelines.simulate import write_simulation
+    from microsr.synthetic import simulate_sim
 
     data = simulate_sim(shape=(size, size), pixel_size_nm=pixel_size_nm, na=na, wavelength_nm=wavelength_nm,
                         pattern_fraction_of_cutoff=pattern_fraction, angles=angles, phases=phases,
@@ -105,38 +135,6 @@ class Specimen(str, Enum):
     rings = "rings"
 
 
-def _simulate_sfsrm(kind: str, outdir: Path, field_um: float, gt_pixel_nm: float, lr_pixel_nm: float,
-                    fwhm_nm: Optional[float], snr: float, density: Optional[float], count: Optional[int],
-                    seed: int, overwrite: bool):
-    """Paper 003's recipes: ground truth on a fine grid, widefield on the camera grid, and the truth's facts."""
-    from dataclasses import asdict
-
-    from microsr import synthetic
-    from microsr.io import write_image
-    from microsr.io.atomic import atomic_write_text, check_writable
-
-    for name in ("ground_truth.tif", "widefield.tif", "truth.json"):
-        check_writable(outdir / name, overwrite)
-    if kind == "filaments":
-        truth = synthetic.polymer_chains(field_um, gt_pixel_nm, density=density, n_chains=count, seed=seed)
-        items = []
-    else:
-        if density is not None:
-            raise MicrosrError("--density applies to filaments only; use --count for pairs and rings")
-        make, count_name = {"line-pairs": (synthetic.line_pairs, "n_pairs"), "dot-pairs": (synthetic.dot_pairs, "n_pairs"),
-                            "rings": (synthetic.rings, "n_rings")}[kind]
-        truth, items = make(field_um, gt_pixel_nm, seed=seed, **({count_name: count} if count else {}))
-    fwhm = fwhm_nm or (200.0 if kind in ("filaments", "line-pairs") else 280.0)  # the paper's PSFs
-    widefield = synthetic.degrade(truth, gt_pixel_nm, lr_pixel_nm=lr_pixel_nm, fwhm_nm=fwhm, snr=snr, seed=seed)
-    write_image(outdir / "ground_truth.tif", truth, pixel_size_nm=gt_pixel_nm, axes="YX", overwrite=overwrite)
-    write_image(outdir / "widefield.tif", widefield, pixel_size_nm=lr_pixel_nm, axes="YX", overwrite=overwrite)
-    facts = {"kind": kind, "field_um": field_um, "ground_truth_pixel_nm": gt_pixel_nm, "widefield_pixel_nm": lr_pixel_nm,
-             "psf_fwhm_nm": fwhm, "snr": snr, "density": density, "seed": seed,
-             "structures": [asdict(item) for item in items]}
-    atomic_write_text(outdir / "truth.json", json.dumps(facts, indent=2) + "\n", overwrite)
-    typer.echo(f"wrote ground_truth.tif ({gt_pixel_nm:g} nm), widefield.tif ({lr_pixel_nm:g} nm) and truth.json to {outdir}")
-
-
 def _simulate_command(kind: str):
     def command(outdir: Path = typer.Argument(..., help="Folder for ground_truth.tif, widefield.tif, truth.json."),
                 field_um: float = typer.Option(10.0, "--field-um", help="Field of view (µm, square)."),
@@ -150,18 +148,23 @@ def _simulate_command(kind: str):
                                                     help="Number of chains, pairs or rings (default: the paper's)."),
                 seed: int = typer.Option(0, "--seed"),
                 overwrite: bool = OVERWRITE):
-        _simulate_sfsrm(kind, outdir, field_um, gt_pixel_nm, lr_pixel_nm, fwhm_nm, snr, density, count, seed,
-                        overwrite)
+        from microsr.pipelines.simulate import write_widefield_simulation
+
+        write_widefield_simulation(kind, outdir, field_um=field_um, gt_pixel_nm=gt_pixel_nm, lr_pixel_nm=lr_pixel_nm,
+                                   fwhm_nm=fwhm_nm, snr=snr, density=density, count=count, seed=seed,
+                                   overwrite=overwrite)
+        typer.echo(f"wrote ground_truth.tif ({gt_pixel_nm:g} nm), widefield.tif ({lr_pixel_nm:g} nm) and truth.json "
+                   f"to {outdir}")
 
     command.__doc__ = f"Simulate {kind} as in paper 003: ground truth and noisy widefield image."
     return command
 
 
 for _specimen in Specimen:
-    simulate_app.command(_specimen.value)(_simulate_command(_specimen.value))
+    simulate_app.command(_specimen.value, cls=_Command)(_simulate_command(_specimen.value))
 
 
-@sim_app.command("estimate")
+@sim_app.command("estimate", cls=_Command)
 def sim_estimate_command(
     raw: Path = typer.Argument(..., help="Raw SIM frames (TIFF, OME-TIFF, MRC, Zarr)."),
     json_out: Path = typer.Option(..., "--json", help="Where to write the parameters (JSON)."),
@@ -185,33 +188,22 @@ def sim_estimate_command(
     overwrite: bool = OVERWRITE,
 ):
     """Estimate pattern angle, spacing, phases and modulation of each orientation."""
-    from microsr.io.atomic import check_writable
-    from microsr.pipelines.sim import Optics, estimate_from_stack, open_raw, parse_prior, resolve_background
-    from microsr.report import estimation_figure
+    from microsr.pipelines.sim import Optics, estimate_file, parse_prior
 
-    figure = figure or json_out.with_suffix(".png")
-    check_writable(json_out, overwrite)
-    check_writable(figure, overwrite)
-    stack, pixel = open_raw(raw, angles, phases, pixel_size_nm)
-    otf_model = Optics(na, wavelength_nm, str(otf) if otf else None).otf(pixel)
-    prior = parse_prior(prior_angles_deg, prior_spacing_nm, prior_window_deg, prior_window_percent)
-    diagnostics: dict = {}
-    params = estimate_from_stack(stack, pixel, otf_model, background=resolve_background(stack, background),
-                                 average_time_points=average, prior=prior, phase_steps=phase_steps.value,
-                                 diagnostics=diagnostics)
-    params.quality["pixel_size_nm"] = pixel
-    params.save(json_out)
-    estimation_figure(figure, diagnostics, params)
+    params = estimate_file(raw, json_out, optics=Optics(na, wavelength_nm, str(otf) if otf else None), angles=angles,
+                           phases=phases, pixel_size_nm=pixel_size_nm, background=background,
+                           average_time_points=average,
+                           prior=parse_prior(prior_angles_deg, prior_spacing_nm, prior_window_deg, prior_window_percent),
+                           phase_steps=phase_steps.value, figure=figure, overwrite=overwrite)
     for a, o in enumerate(params.orientations):
         typer.echo(f"orientation {a}: angle {o.to_dict()['angle_deg']:.3f}°, spacing {o.spacing_nm:.2f} nm, "
                    f"modulation {o.modulation:.2f}, phases "
                    + ", ".join(f"{p:.2f}" for p in o.phases_rad) + " rad")
-    for warning in params.quality["warnings"]:
-        typer.secho(f"warning: {warning}", fg="yellow", err=True)
-    typer.echo(f"wrote {json_out} and {figure}")
+    _warn(params.quality["warnings"])
+    typer.echo(f"wrote {json_out} and {figure or json_out.with_suffix('.png')}")
 
 
-@sim_app.command("reconstruct")
+@sim_app.command("reconstruct", cls=_Command)
 def sim_reconstruct_command(
     raw: Path = typer.Argument(..., help="Raw SIM frames (TIFF, OME-TIFF, MRC, Zarr)."),
     output: Path = typer.Option(..., "-o", "--output", help="SR image or stack (.tif, .ome.tif, .zarr)."),
@@ -238,40 +230,18 @@ def sim_reconstruct_command(
     overwrite: bool = OVERWRITE,
 ):
     """Wiener-reconstruct raw SIM frames onto a 2× grid (every time point of a stack)."""
-    from microsr.io import read_image
-    from microsr.io.atomic import check_writable
-    from microsr.pipelines.sim import (Optics, estimate_from_stack, open_raw, reconstruct_stack,
-                                       resolve_background)
-    from microsr.report import sim_result_figure
+    from microsr.pipelines.sim import Optics, reconstruct_file
     from microsr.sim.parameters import SIMParameters
-    from microsr.sim.reconstruct import ReconstructionSettings
 
-    check_writable(output, overwrite)
-    if figure:
-        check_writable(figure, overwrite)
-    stack, pixel = open_raw(raw, angles, phases, pixel_size_nm)
-    otf_model = Optics(na, wavelength_nm, str(otf) if otf else None).otf(pixel)
-    bg = resolve_background(stack, background)
-    if params_file:
-        params = SIMParameters.load(params_file)
-    else:
-        params = estimate_from_stack(stack, pixel, otf_model, background=bg, average_time_points=average,
-                                     phase_steps=phase_steps.value)
-        for warning in params.quality["warnings"]:
-            typer.secho(f"warning: {warning}", fg="yellow", err=True)
-    settings = ReconstructionSettings(wiener_weight=wiener, apodization=apodization.value,
-                                      apodization_cutoff=apodization_cutoff, background=bg)
-    summary = reconstruct_stack(stack, params, pixel, otf_model, output, settings=settings,
-                                widefield_output=widefield, device=device.value, batch_size=batch_size,
-                                overwrite=overwrite, progress=sys.stderr.isatty())
-    if figure:
-        import numpy as np
-
-        sr = read_image(output, lazy=True).array
-        first_sr = sr[0] if sr.ndim == 3 else sr
-        first_wf = np.asarray(stack[0], dtype=np.float32).mean(axis=(0, 1)) - bg
-        sim_result_figure(figure, first_wf, np.asarray(first_sr), pixel,
-                          cutoff_per_um=otf_model.cutoff_per_um, title=str(raw.name))
+    summary, params = reconstruct_file(
+        raw, output, optics=Optics(na, wavelength_nm, str(otf) if otf else None), angles=angles, phases=phases,
+        pixel_size_nm=pixel_size_nm, background=background,
+        params=SIMParameters.load(params_file) if params_file else None, average_time_points=average,
+        phase_steps=phase_steps.value, wiener_weight=wiener, apodization=apodization.value,
+        apodization_cutoff=apodization_cutoff, widefield_output=widefield, figure=figure, device=device.value,
+        batch_size=batch_size, overwrite=overwrite, progress=sys.stderr.isatty())
+    if not params_file:
+        _warn(params.quality["warnings"])
     typer.echo(json.dumps(summary))
 
 
@@ -280,7 +250,7 @@ class Normalization(str, Enum):
     linear_fit = "linear_fit"
 
 
-@app.command("evaluate")
+@app.command("evaluate", cls=_Command)
 def evaluate_command(
     sr: Path = typer.Argument(..., help="Super-resolution image (2-D, or a (T, Y, X) stack: see --frame)."),
     out: Path = typer.Option(..., "--out", help="Folder for metrics.json and report.png."),
@@ -299,33 +269,14 @@ def evaluate_command(
     overwrite: bool = OVERWRITE,
 ):
     """Measure fidelity, resolution and confidence of an SR image: metrics.json and report.png."""
-    import numpy as np
+    from microsr.pipelines.evaluate import evaluate_files
 
-    from microsr.io import read_image
-    from microsr.pipelines.evaluate import evaluate, load_picture, write_evaluation
-
-    for name in ("metrics.json", "report.png"):
-        from microsr.io.atomic import check_writable
-
-        check_writable(out / name, overwrite)
-    sr_picture = load_picture(sr, "sr", pixel_size_nm, frame)
-    stack = read_image(sr, lazy=True).array
-    window, frame_in_window = None, 0
-    if stack.ndim == 3 and stack.shape[0] > 1:  # temporal agreement needs only 5 frames around this one
-        first = max(0, min(frame - 2, stack.shape[0] - 5))
-        window = np.asarray(stack[first:first + 5], dtype=np.float64)
-        frame_in_window = frame - first
-    result = evaluate(
-        sr_picture,
-        reference=load_picture(reference, "reference", reference_pixel_size_nm) if reference else None,
-        widefield=load_picture(widefield, "widefield", widefield_pixel_size_nm, frame) if widefield else None,
-        frc_pair=load_picture(frc_pair, "frc_pair", pixel_size_nm or sr_picture.pixel_size_nm) if frc_pair else None,
-        ensemble=[load_picture(p, "ensemble", pixel_size_nm or sr_picture.pixel_size_nm) for p in ensemble or []],
-        temporal_window=window, frame_in_window=frame_in_window, normalization=normalization.value)
-    result.metrics["frame"] = frame
-    paths = write_evaluation(result, out, overwrite)
+    result = evaluate_files(sr, out, reference=reference, widefield=widefield, frc_pair=frc_pair, ensemble=ensemble,
+                            pixel_size_nm=pixel_size_nm, reference_pixel_size_nm=reference_pixel_size_nm,
+                            widefield_pixel_size_nm=widefield_pixel_size_nm, frame=frame,
+                            normalization=normalization.value, overwrite=overwrite)
     typer.echo(json.dumps({k: v for k, v in result.metrics.items() if not isinstance(v, (list, dict))}))
-    typer.echo(f"wrote {paths['metrics']} and {paths['report']}")
+    typer.echo(f"wrote {out / 'metrics.json'} and {out / 'report.png'}")
 
 
 def _lightning_overrides(devices: Optional[str], strategy: Optional[str], accelerator: Optional[str]) -> dict:
@@ -334,23 +285,33 @@ def _lightning_overrides(devices: Optional[str], strategy: Optional[str], accele
                               ("strategy", strategy), ("accelerator", accelerator)) if v is not None}
 
 
-@sfsrm_app.command("train")
-def sfsrm_train_command(
-    config: Path = typer.Argument(..., help="YAML training configuration (see examples/sfsrm_*.yaml)."),
-    devices: Optional[str] = typer.Option(None, "--devices", help="Lightning devices (e.g. 1, 4, auto)."),
-    strategy: Optional[str] = typer.Option(None, "--strategy", help="Lightning strategy (e.g. ddp)."),
-    accelerator: Optional[str] = typer.Option(None, "--accelerator", help="cpu, gpu or auto."),
-):
-    """Train (or resume) an SEN or SRN; writes model.pt, loss.png and checkpoints into output_dir."""
-    from microsr.train.config import load_config
-    from microsr.train.run import train
-
-    settings = load_config(config).model_copy(update=_lightning_overrides(devices, strategy, accelerator))
+def _train(settings, train, devices: Optional[str] = None, strategy: Optional[str] = None,
+           accelerator: Optional[str] = None) -> None:
+    """Run ``train(settings)`` with the Lightning flags applied and say what it wrote."""
+    settings = settings.model_copy(update=_lightning_overrides(devices, strategy, accelerator))
     model_path = train(settings, progress=sys.stderr.isatty())
     typer.echo(f"wrote {model_path} and {settings.output_dir / 'loss.png'}")
 
 
-@sfsrm_app.command("predict")
+DEVICES = typer.Option(None, "--devices", help="Lightning devices (e.g. 1, 4, auto).")
+STRATEGY = typer.Option(None, "--strategy", help="Lightning strategy (e.g. ddp).")
+ACCELERATOR = typer.Option(None, "--accelerator", help="cpu, gpu or auto.")
+
+
+@sfsrm_app.command("train", cls=_Command)
+def sfsrm_train_command(
+    config: Path = typer.Argument(..., help="YAML training configuration (see examples/sfsrm_*.yaml)."),
+    devices: Optional[str] = DEVICES,
+    strategy: Optional[str] = STRATEGY,
+    accelerator: Optional[str] = ACCELERATOR,
+):
+    """Train (or resume) an SEN or SRN; writes model.pt, loss.png and checkpoints into output_dir."""
+    from microsr.train.sfsrm import load_sfsrm_config, train_sfsrm
+
+    _train(load_sfsrm_config(config), train_sfsrm, devices, strategy, accelerator)
+
+
+@sfsrm_app.command("predict", cls=_Command)
 def sfsrm_predict_command(
     image: Path = typer.Argument(..., help="Widefield frame (Y, X) or movie (T, Y, X): TIFF, MRC, Zarr."),
     output: Path = typer.Option(..., "-o", "--output", help="SR image or stack (.tif, .zarr)."),
@@ -364,54 +325,28 @@ def sfsrm_predict_command(
     overwrite: bool = OVERWRITE,
 ):
     """Super-resolve widefield frames with a trained SFSRM (SEN → edge map → SRN)."""
-    import numpy as np
+    from microsr.pipelines.sfsrm import SFSRM, predict_file
 
-    from microsr.io import read_image, write_image
-    from microsr.io.atomic import check_writable
-    from microsr.pipelines.sfsrm import SFSRM, predict_ensemble, predict_stack
-
-    check_writable(output, overwrite)
-    if confidence:
-        check_writable(confidence, overwrite)
-    data = read_image(image, lazy=True)
-    pixel = pixel_size_nm or data.pixel_size_nm
     models = [SFSRM.from_pretrained(name, device.value) for name in [model, *(ensemble or [])]]
-    array = data.array
-    if array.ndim == 3 and array.shape[-1] not in (3, 4) and array.shape[0] > 1:
-        if len(models) > 1:
-            raise MicrosrError("--ensemble works on single frames; run each model on the movie instead")
-        summary = predict_stack(models[0], array, output, pixel_size_nm=pixel, overwrite=overwrite,
-                                agreement_output=confidence, progress=sys.stderr.isatty(), tile_px=tile_px)
-        typer.echo(json.dumps(summary))
-        return
-    frame = np.asarray(array[0] if array.ndim == 3 and array.shape[0] == 1 else array)
-    sr_pixel = pixel / models[0].scale if pixel else None
-    if len(models) > 1:
-        sr, disagreement = predict_ensemble(models, frame, pixel_size_nm=pixel, tile_px=tile_px)
-        if confidence:
-            write_image(confidence, disagreement, pixel_size_nm=sr_pixel, axes="YX", overwrite=overwrite)
-    else:
-        sr = models[0].predict(frame, pixel_size_nm=pixel, tile_px=tile_px).sr
-    write_image(output, sr, pixel_size_nm=sr_pixel, axes="YX", overwrite=overwrite)
-    typer.echo(json.dumps({"output": str(output), "sr_pixel_size_nm": sr_pixel, "shape": list(sr.shape)}))
+    summary = predict_file(models, image, output, pixel_size_nm=pixel_size_nm, confidence=confidence, tile_px=tile_px,
+                           overwrite=overwrite, progress=sys.stderr.isatty())
+    typer.echo(json.dumps(summary))
 
 
-@rdl_app.command("train")
+@rdl_app.command("train", cls=_Command)
 def rdl_train_command(
     config: Path = typer.Argument(..., help="YAML configuration: task sr (DFCAN) or denoise (rDL denoiser)."),
-    devices: Optional[str] = typer.Option(None, "--devices", help="Lightning devices (e.g. 1, 4, auto)."),
-    strategy: Optional[str] = typer.Option(None, "--strategy", help="Lightning strategy (e.g. ddp)."),
-    accelerator: Optional[str] = typer.Option(None, "--accelerator", help="cpu, gpu or auto."),
+    devices: Optional[str] = DEVICES,
+    strategy: Optional[str] = STRATEGY,
+    accelerator: Optional[str] = ACCELERATOR,
 ):
     """Train (or resume) one rDL network; copy model.pt to MODEL/sr.pt or MODEL/denoiser.pt."""
     from microsr.train.rdl import load_rdl_config, train_rdl
 
-    settings = load_rdl_config(config).model_copy(update=_lightning_overrides(devices, strategy, accelerator))
-    model_path = train_rdl(settings, progress=sys.stderr.isatty())
-    typer.echo(f"wrote {model_path} and {settings.output_dir / 'loss.png'}")
+    _train(load_rdl_config(config), train_rdl, devices, strategy, accelerator)
 
 
-@rdl_app.command("predict")
+@rdl_app.command("predict", cls=_Command)
 def rdl_predict_command(
     raw: Path = typer.Argument(..., help="Raw SIM frames: (A·P, Y, X) or a time series, TIFF/MRC/Zarr."),
     output: Path = typer.Option(..., "-o", "--output", help="rDL SIM image stack (T, 2Y, 2X): .tif or .zarr."),
@@ -434,11 +369,11 @@ def rdl_predict_command(
     from microsr.pipelines.sim import parse_prior
     from microsr.sim.parameters import SIMParameters
 
-    rdl = RDLSIM.from_folder(model, otf=load_otf_mrc(otf) if otf else None, device=device.value)
-    prior = parse_prior(prior_angles_deg, prior_spacing_nm, 3.0, 5.0)
+    rdl = RDLSIM.from_pretrained(model, device.value, otf=load_otf_mrc(otf) if otf else None)
     summary = predict_rdl_stack(rdl, raw, output, denoised_output=denoised_out, background=background,
                                 params=SIMParameters.load(params) if params else None, pixel_size_nm=pixel_size_nm,
-                                overwrite=overwrite, progress=sys.stderr.isatty(), prior=prior)
+                                overwrite=overwrite, progress=sys.stderr.isatty(),
+                                prior=parse_prior(prior_angles_deg, prior_spacing_nm))
     typer.echo(json.dumps(summary))
 
 
@@ -447,7 +382,7 @@ class SelfSupMode(str, Enum):
     sis = "sis"
 
 
-@selfsup_app.command("train")
+@selfsup_app.command("train", cls=_Command)
 def selfsup_train_command(
     stack: Path = typer.Argument(..., help="Noisy (T, Z, Y, X) stack: Zarr, or a folder of TIFF volumes."),
     mode: SelfSupMode = typer.Option(..., "--mode", help="tis: time points 2k ↔ 2k+1; sis: odd ↔ even z-slices."),
@@ -459,9 +394,9 @@ def selfsup_train_command(
         "neighbouring planes (SiS) or time point (TiS) towards the input's own. 0 turns it off.")),
     lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help=(
         "constant, or cosine: the learning rate falls along a half cosine to 1 % by the last iteration.")),
-    devices: Optional[str] = typer.Option(None, "--devices", help="Lightning devices (e.g. 1, 4, auto)."),
-    strategy: Optional[str] = typer.Option(None, "--strategy", help="Lightning strategy (e.g. ddp)."),
-    accelerator: Optional[str] = typer.Option(None, "--accelerator", help="cpu, gpu or auto."),
+    devices: Optional[str] = DEVICES,
+    strategy: Optional[str] = STRATEGY,
+    accelerator: Optional[str] = ACCELERATOR,
 ):
     """Train (or resume) a 3-D RCAN denoiser on the noisy stack itself; a killed run resumes from its folder."""
     from microsr.train.selfsup import load_selfsup_config, train_selfsup
@@ -470,11 +405,10 @@ def selfsup_train_command(
                                    lr_schedule=lr_schedule,
                                    output_dir=output_dir or (None if config else Path("runs") / f"selfsup_{mode.value}"),
                                    **_lightning_overrides(devices, strategy, accelerator))
-    model_path = train_selfsup(settings, progress=sys.stderr.isatty())
-    typer.echo(f"wrote {model_path} and {settings.output_dir / 'loss.png'}")
+    _train(settings, train_selfsup)
 
 
-@selfsup_app.command("predict")
+@selfsup_app.command("predict", cls=_Command)
 def selfsup_predict_command(
     stack: Path = typer.Argument(..., help="Noisy (T, Z, Y, X) stack: Zarr, or a folder of TIFF volumes."),
     output: Path = typer.Option(..., "-o", "--output", help="Denoised stack (.zarr), chunked like the input."),
@@ -490,44 +424,37 @@ def selfsup_predict_command(
     """Denoise every volume with a TiS/SiS-rDL model, tile by tile; a killed run, started again, skips finished volumes."""
     from microsr.pipelines.selfsup import SelfSupDenoiser, predict_selfsup_stack
 
-    denoiser = SelfSupDenoiser.from_file(model, device=device.value, tta=tta)
+    denoiser = SelfSupDenoiser.from_pretrained(model, device.value, tta=tta)
     summary = predict_selfsup_stack(denoiser, stack, output, memory_mb=memory_mb, overwrite=overwrite,
                                     progress=sys.stderr.isatty())
     typer.echo(json.dumps(summary))
 
 
-@app.command("demo")
+@app.command("demo", cls=_Command)
 def demo_command(
     outdir: Path = typer.Argument(Path("demo_out"), help="Folder for the demo's files."),
     overwrite: bool = typer.Option(True, "--overwrite/--no-overwrite"),
 ):
     """SIM: simulate, estimate, reconstruct; SFSRM, rDL SIM, TiS-rDL: the shipped models on held-out data. Figures as PNG."""
-    from microsr.pipelines.demo import run_demo, run_rdl_demo, run_selfsup_demo, run_sfsrm_demo
-    from microsr.pipelines.shipped import shipped_models
+    from microsr.pipelines.demo import run_all_demos
 
-    for line in run_demo(outdir, overwrite=overwrite):
+    for line in run_all_demos(outdir, overwrite=overwrite):
         typer.echo(line)
-    if "filaments-x4" in shipped_models("sfsrm"):
-        for line in run_sfsrm_demo(outdir, overwrite=overwrite):
-            typer.echo(line)
-    if "tirf-sim-3x3" in shipped_models("rdl"):
-        for line in run_rdl_demo(outdir, overwrite=overwrite):
-            typer.echo(line)
-    if "llsm-vesicles-tis" in shipped_models("selfsup"):
-        for line in run_selfsup_demo(outdir, overwrite=overwrite):
-            typer.echo(line)
 
 
 def main() -> None:
-    """Entry point: user errors print one line and exit 2; bugs keep their traceback."""
+    """Entry point: user errors print one line and exit 2; Ctrl-C or SIGTERM print "aborted" and exit 130 after
+    every output being written is removed; bugs keep their traceback."""
+    from microsr.io.atomic import terminate_as_interrupt
+
+    terminate_as_interrupt()  # SIGTERM unwinds like Ctrl-C, so writers remove their partial outputs
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except MicrosrError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
-        typer.echo("aborted", err=True)
-        sys.exit(130)
+        code = 130
     except Exception as exc:
         # Usage errors (missing argument, bad number) come from the click that typer bundles;
         # recognize them by their interface rather than a private import path.
@@ -535,6 +462,11 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code or 2)
         raise
+    # Without standalone mode, typer turns an interrupt inside a command into a returned exit code (130)
+    # instead of raising it: that code must still reach the shell.
+    if code == 130:
+        typer.echo("aborted", err=True)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

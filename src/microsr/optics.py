@@ -1,4 +1,4 @@
-"""Optical transfer functions: the ideal circular-pupil OTF and measured radial OTF files."""
+"""Optical transfer functions (the ideal circular-pupil OTF, measured radial OTF files) and the Fourier window of raw frames."""
 
 from __future__ import annotations
 
@@ -142,3 +142,15 @@ def load_otf_mrc(path: str | Path, cutoff_threshold: float = 2e-3) -> OTF:
         return np.interp(np.asarray(kq), k, values, right=0.0)
 
     return OTF(profile, cutoff, None, f"measured {path.name}")
+
+
+def edge_taper(shape: tuple[int, int], width_fraction: float = 0.08) -> np.ndarray:
+    """Separable cosine taper to zero at the borders: stops the FFT's wrap-around edge from ringing."""
+    def taper(n: int) -> np.ndarray:
+        width = max(4, int(round(width_fraction * n)))
+        ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(width) + 0.5) / width)
+        window = np.ones(n)
+        window[:width] = ramp
+        window[n - width:] = ramp[::-1]
+        return window
+    return np.outer(taper(shape[0]), taper(shape[1]))

@@ -69,3 +69,15 @@ def test_wrong_layouts(array, match):
 def test_too_few_phases():
     with pytest.raises(InputError, match="at least 1 angle and 3 phases"):
         to_tapyx(frames(1), 9, 1)
+
+
+@pytest.mark.parametrize("shape,colour", [((256, 256, 3), "RGB"), ((256, 256, 4), "RGBA"),
+                                          ((9, 256, 256, 3), "RGB")])
+def test_colour_image_is_named(shape, colour):
+    with pytest.raises(InputError, match=rf"shape \({shape[0]}, .*look like an {colour} colour image.*"
+                                         "single-channel fluorescence frames.*9 per time point"):
+        to_tapyx(np.zeros(shape, np.uint8), 3, 3)
+
+
+def test_colour_check_spares_real_frames():
+    assert to_tapyx(np.zeros((9, 256, 256)), 3, 3).shape == (1, 3, 3, 256, 256)

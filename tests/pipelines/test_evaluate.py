@@ -18,8 +18,8 @@ def run(argv, capsys):
 @pytest.fixture(scope="module")
 def sim_outputs(tmp_path_factory):
     """A simulated acquisition reconstructed by the CLI: sim.tif, wf.tif, ground_truth.tif."""
-    from microsr.pipelines.sim import write_simulation
-    from microsr.sim.simulate import simulate_sim
+    from microsr.pipelines.simulate import write_simulation
+    from microsr.synthetic.sim_raw import simulate_sim
 
     folder = tmp_path_factory.mktemp("evaluate")
     write_simulation(simulate_sim(shape=(256, 256), photons=60, seed=21), folder)
@@ -51,7 +51,7 @@ def test_sim_beats_widefield_resolution(sim_outputs, tmp_path, capsys):
 def test_frc_between_two_reconstructions(tmp_path, capsys):
     from microsr.optics import ideal_otf
     from microsr.sim.reconstruct import ReconstructionSettings, reconstruct
-    from microsr.sim.simulate import simulate_sim
+    from microsr.synthetic.sim_raw import simulate_sim
 
     data = simulate_sim(shape=(128, 128), photons=60, seed=22, time_points=2)
     otf = ideal_otf(1.35, 525, camera_pixel_nm=62.6)

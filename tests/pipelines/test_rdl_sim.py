@@ -5,8 +5,9 @@ import pytest
 
 from microsr.errors import InputError
 from microsr.nets import DFCAN, RDLDenoiser
-from microsr.pipelines.rdl_sim import RDLSIM, save_network
-from microsr.sim.simulate import simulate_sim
+from microsr.pipelines.rdl_sim import RDLSIM
+from microsr.models.rdl import save_network
+from microsr.synthetic.sim_raw import simulate_sim
 
 SR_HYPER = {"in_channels": 9, "features": 8, "groups": 1, "blocks_per_group": 1, "reduction": 4}
 DENOISER_HYPER = {"phases": 3, "features": 8, "mpe_groups": 1, "pfe_groups": 1, "merged_groups": 1, "blocks": 1,
@@ -44,7 +45,9 @@ def test_bad_inputs(model_folder, tmp_path):
     nan[0, 0, 0] = np.nan
     with pytest.raises(InputError, match="NaN"):
         model.check_raw(nan, None)
-    with pytest.warns(UserWarning, match="trained at 62.6 nm"):
+    with pytest.warns(UserWarning, match="trained at 62.6 nm"):  # one policy for every method (models.checks)
+        model.check_raw(np.ones((9, 32, 32)), 70.0)
+    with pytest.raises(InputError, match="trained at 62.6 nm"):
         model.check_raw(np.ones((9, 32, 32)), 100.0)
     (model_folder / "denoiser.pt").write_bytes(b"not a model")
     with pytest.raises(InputError, match="corrupt"):
@@ -59,7 +62,7 @@ def test_cli_streams_a_time_series(model_folder, tmp_path, capsys):
     from helpers import run_cli
 
     from microsr.io import read_image
-    from microsr.pipelines.sim import write_simulation
+    from microsr.pipelines.simulate import write_simulation
 
     data = simulate_sim(shape=(64, 64), photons=30, time_points=2, seed=3)
     write_simulation(data, tmp_path / "sim")

@@ -16,8 +16,8 @@ from microsr.errors import InputError, OutputExistsError
 from microsr.io import write_image
 from microsr.nets import RCAN3D
 from microsr.pipelines.selfsup import SelfSupDenoiser, partial_path, plan_tiles, predict_selfsup_stack
-from microsr.train.selfsup import SELFSUP_MODEL_FORMAT
-from microsr.train.selfsup_data import WRITING_ATTRIBUTE
+from microsr.io.volumes import WRITING_ATTRIBUTE
+from microsr.models.selfsup import save_network
 
 SHAPE = (5, 12, 40, 36)
 
@@ -44,11 +44,11 @@ def _local_network(seed=0) -> RCAN3D:
 
 
 def _save(path, network, mode="tis", patch_size=(4, 16, 16)):
+    # Through the real export path, as `microsr selfsup train` writes it.
     size = {"features": network.features, "groups": network.groups, "blocks": network.blocks,
             "reduction": network.reduction}
-    torch.save({"format": SELFSUP_MODEL_FORMAT, "network": "rcan3d", "mode": mode, "model": size,
-                "patch_size": list(patch_size), "state_dict": network.state_dict()}, path)
-    return path
+    return save_network(path, network, mode=mode, hyper=size, patch_size=patch_size,
+                        normalization={"background": 100.0, "scale": 50.0})
 
 
 def test_tile_plan_fits_the_budget_and_refuses_one_too_small():
@@ -248,12 +248,12 @@ def test_cli_predicts_and_explains_bad_input(tmp_path, capsys):
     not_a_model = tmp_path / "junk.pt"
     torch.save({"format": "something else"}, not_a_model)
     code, _, err = run_cli(["selfsup", "predict", source, "-o", tmp_path / "y.zarr", "--model", not_a_model], capsys)
-    assert code == 2 and "not a self-supervised microsr model" in err
+    assert code == 2 and "not a microsr self-supervised LLSM model" in err
 
 
 def test_shipped_tis_model_denoises_held_out_vesicles_and_the_demo_shows_it(tmp_path):
     from microsr.pipelines.demo import run_selfsup_demo
-    from microsr.synthetic_llsm import simulate_llsm
+    from microsr.synthetic.llsm import simulate_llsm
 
     data = simulate_llsm(shape=(1, 16, 48, 48), specimen="vesicles", photons=8.0, seed=10**9 + 17)
     denoiser = SelfSupDenoiser.from_file("llsm-vesicles-tis", device="cpu")

@@ -7,18 +7,16 @@ from helpers import run_cli
 
 from microsr.errors import InputError
 from microsr.io import read_image, write_image
-from microsr.nets import RRDBNet
+from microsr.models.sfsrm import build_generator, save_generator
 from microsr.pipelines.sfsrm import SFSRM
-from microsr.train.run import MODEL_FORMAT
 
 
 def save_network(path, network, scale, seed):
+    # Through the real export path, as `microsr sfsrm train` writes it.
     torch.manual_seed(seed)
-    generator = RRDBNet(1 if network == "sen" else 2, 1, 8, 1, 4, scale)
-    torch.save({"format": MODEL_FORMAT, "network": network,
-                "model": {"features": 8, "blocks": 1, "growth": 4, "scale": scale},
-                "lr_pixel_nm": 100.0, "fwhm_nm": 200.0, "pre_upsample": 1.0, "iterations": 0,
-                "validation": {}, "state_dict": generator.state_dict()}, path)
+    hyper = {"features": 8, "blocks": 1, "growth": 4, "scale": scale}
+    save_generator(path, network, build_generator(network, hyper), hyper, lr_pixel_nm=100.0, fwhm_nm=200.0,
+                   iterations=0, validation={})
 
 
 @pytest.fixture
@@ -102,7 +100,7 @@ def test_shipped_model_beats_bicubic_and_richardson_lucy_on_held_out_filaments()
     from microsr.pipelines.sfsrm import shipped_models
     from microsr.resample import bicubic_upsample
     from microsr.synthetic import training_pair
-    from microsr.train.data import normalize_input
+    from microsr.models.sfsrm import normalize_input
 
     assert "filaments-x4" in shipped_models()
     model = SFSRM.from_pretrained("filaments-x4", device="cpu")

@@ -6,7 +6,7 @@ import pytest
 from microsr.errors import InputError
 from microsr.optics import ideal_otf
 from microsr.sim.modulated import modulated_images
-from microsr.sim.simulate import simulate_sim
+from microsr.synthetic.sim_raw import simulate_sim
 
 
 @pytest.mark.parametrize("phases", [3, 5])

@@ -6,8 +6,8 @@ from helpers import background_of, simulated
 from scipy import ndimage
 
 from microsr.errors import InputError
-from microsr.sim.reconstruct import (ReconstructionSettings, WienerReconstructor, band_separation_matrix,
-                                     reconstruct, resolve_device)
+from microsr.sim.reconstruct import ReconstructionSettings, WienerReconstructor, band_separation_matrix, reconstruct
+from microsr.device import resolve_device
 
 PIXEL_NM = 62.6
 

@@ -7,19 +7,9 @@ import pytest
 
 from microsr.errors import InputError
 from microsr.io import write_image
-from microsr.sim.simulate import SPECIMENS, simulate_sim
-from microsr.train.rdl_data import (
-    MIN_SCALE,
-    FolderRawPairs,
-    RawPairStream,
-    normalize_raw,
-    sim_resolution_fwhm_nm,
-    simulated_raw_pair,
-    training_seed,
-    validation_raw_pairs,
-    validation_seed,
-    with_estimated_modulation,
-)
+from microsr.synthetic.sim_raw import SPECIMENS, simulate_sim
+from microsr.train.rdl_data import FolderRawPairs, RawPairStream, sim_resolution_fwhm_nm, simulated_raw_pair, training_seed, validation_raw_pairs, validation_seed, with_estimated_modulation
+from microsr.models.rdl import MIN_SCALE, normalize_raw
 
 SIZE = 64
 
@@ -83,7 +73,7 @@ def test_modulated_images_from_an_sr_network_follow_its_estimate(tmp_path):
 
     from microsr.nets import DFCAN
     from microsr.optics import ideal_otf
-    from microsr.pipelines.rdl_sim import save_network
+    from microsr.models.rdl import save_network
 
     hyper = {"in_channels": 9, "features": 4, "groups": 1, "blocks_per_group": 1, "reduction": 2}
     torch.manual_seed(0)

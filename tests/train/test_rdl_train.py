@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from microsr.errors import InputError
-from microsr.pipelines.rdl_sim import load_network
+from microsr.models.rdl import load_network
 from microsr.train.rdl import load_rdl_config, train_rdl
 
 TINY = """

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from microsr.errors import InputError
-from microsr.train.config import load_config
-from microsr.train.run import train
+from microsr.train.sfsrm import load_sfsrm_config as load_config
+from microsr.train.sfsrm import train_sfsrm as train
 
 TINY = """
 network: {network}
@@ -52,7 +52,7 @@ def test_denoiser_trains_at_scale_one(tmp_path):
 
 
 def test_pre_upsampled_pairs_reach_ten_times_the_grid(tmp_path):
-    from microsr.train.data import simulated_pair
+    from microsr.train.sfsrm_data import simulated_pair
 
     config = load_config(write_config(tmp_path)).data.model_copy(update={"pre_upsample": 2.5})
     image, target = simulated_pair(config, scale=4, network="srn", seed=3)

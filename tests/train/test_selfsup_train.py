@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from microsr.synthetic_llsm import simulate_llsm
+from microsr.synthetic.llsm import simulate_llsm
 from microsr.train.selfsup import load_selfsup_config, train_selfsup
 
 TINY = {"model": {"features": 4, "groups": 1, "blocks": 1, "reduction": 2}, "patch_size": (4, 16, 16),

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import math
-import os
 import re
-import shutil
-import tempfile
-import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from microsr.errors import InputError
-from microsr.io.atomic import check_writable, ordinary_permissions
+# move_into_place and remove_partial are imported from here by the pipelines that write Zarr themselves
+from microsr.io.atomic import PartialOutput, check_writable, move_into_place, remove_partial  # noqa: F401
 
 SUPPORTED = "TIFF/OME-TIFF (.tif, .tiff, .ome.tif), MRC (.mrc), Zarr (.zarr) or NumPy (.npy)"
 FORMAT_NAMES = {"tiff": "TIFF", "mrc": "MRC", "zarr": "Zarr", "npy": "NumPy"}
@@ -62,6 +59,29 @@ def image_format(path: str | Path) -> str:
         if name.endswith(suffixes):
             return kind
     raise InputError(f"{path}: unknown file type; use {SUPPORTED}")
+
+
+# Fiji's menu paths, since that is where most users open and convert their images
+SINGLE_CHANNEL_ADVICE = ("give single-channel fluorescence frames (in Fiji: Image > Type > 8-bit, or "
+                         "Image > Color > Split Channels and save one channel)")
+
+
+def colour_channels(shape) -> str | None:
+    """``"RGB"`` or ``"RGBA"`` when the last axis of ``shape`` looks like colour channels, else None.
+
+    A last axis of 3 or 4 beside an axis of at least 16 pixels is read as colour: no microscope
+    frame is 3 or 4 pixels wide, but every RGB(A) TIFF (photographs, figures, images exported
+    "as shown" from a viewer) is laid out so.
+
+    Examples
+    --------
+    >>> colour_channels((512, 512, 3)), colour_channels((10, 256, 4)), colour_channels((9, 64, 64))
+    ('RGB', 'RGBA', None)
+    """
+    shape = tuple(int(size) for size in shape)
+    if len(shape) >= 2 and shape[-1] in (3, 4) and shape[-2] >= 16:
+        return "RGB" if shape[-1] == 3 else "RGBA"
+    return None
 
 
 def check_finite(array, name: str = "image") -> None:
@@ -228,46 +248,6 @@ def _read_npy(path: Path, lazy: bool) -> ImageData:
     return ImageData(np.load(path, mmap_mode="r" if lazy else None, allow_pickle=False), None, None)
 
 
-def temporary_sibling(path: Path, directory: bool = False) -> Path:
-    """A new hidden ``.<name>.<random>.partial`` file (or folder) beside ``path``.
-
-    Being on the same file system as the target makes the final :func:`move_into_place` atomic.
-    """
-    if directory:
-        folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
-        ordinary_permissions(folder, directory=True)
-        return folder
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(handle)
-    ordinary_permissions(name)
-    return Path(name)
-
-
-def move_into_place(temp: Path, path: Path) -> None:
-    """Rename a finished ``temp`` onto ``path``, replacing what is there."""
-    if not (path.exists() and (path.is_dir() or temp.is_dir())):
-        os.replace(temp, path)
-        return
-    # rename() cannot replace a folder (a Zarr store) or swap file and folder: move the old one
-    # aside first, so a failure can put it back instead of losing both.
-    old = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.old.partial")
-    os.replace(path, old)
-    try:
-        os.replace(temp, path)
-    except BaseException:
-        os.replace(old, path)
-        raise
-    remove_partial(old)
-
-
-def remove_partial(temp: Path) -> None:
-    """Delete a temporary file or folder; missing is fine."""
-    if temp.is_dir() and not temp.is_symlink():
-        shutil.rmtree(temp, ignore_errors=True)
-    else:
-        temp.unlink(missing_ok=True)
-
-
 def check_pixel_size(pixel_size_nm: float | None) -> float | None:
     """``pixel_size_nm`` as a float, or None; zero, negative or non-finite sizes are refused."""
     if pixel_size_nm is None:
@@ -315,8 +295,10 @@ def write_image(path: str | Path, array, *, pixel_size_nm: float | None = None, 
                 overwrite: bool = False, dtype=None) -> Path:
     """Write an array with its pixel size, atomically.
 
-    The data go to a hidden ``.<name>.<random>.partial`` sibling that is renamed onto ``path``
-    only when complete, so a crash never leaves a half-written file under the real name.
+    The data go to a hidden ``.<name>.<host>-<pid>-<random>.partial`` sibling that is renamed
+    onto ``path`` only when complete, so a crash never leaves a half-written file under the real
+    name; an exception deletes it, and stale ones left by killed writers are deleted first (see
+    :class:`microsr.io.atomic.PartialOutput`).
 
     Parameters
     ----------
@@ -324,7 +306,8 @@ def write_image(path: str | Path, array, *, pixel_size_nm: float | None = None, 
         ``.tif``/``.tiff``/``.ome.tif`` (always written as OME-TIFF, BigTIFF beyond ~2 GB),
         ``.mrc`` (at most 3-D; pixel size as voxel size in Å; float64 and wide integers are stored
         as float32), ``.zarr`` (one chunk per frame; attributes ``pixel_size_nm`` and ``axes``) or
-        ``.npy`` (no metadata). Missing parent folders are created.
+        ``.npy`` (no metadata). Missing parent folders are created when writing starts, and
+        removed again if writing fails.
     array : array-like
         The pixels; a lazy array is loaded whole (stream large stacks with
         :class:`microsr.io.StackWriter`).
@@ -357,8 +340,8 @@ def write_image(path: str | Path, array, *, pixel_size_nm: float | None = None, 
         raise InputError(f"{path}: MRC holds at most 3-D data, this array is {array.ndim}-D "
                          f"{array.shape}: write .tif or .zarr instead")
     path = check_writable(path, overwrite)
-    temp = temporary_sibling(path, directory=kind == "zarr")
-    try:
+    with PartialOutput(path, directory=kind == "zarr") as partial:
+        temp = partial.temp
         if kind == "tiff":
             import tifffile
 
@@ -383,8 +366,5 @@ def write_image(path: str | Path, array, *, pixel_size_nm: float | None = None, 
         else:
             with open(temp, "wb") as handle:
                 np.save(handle, array, allow_pickle=False)
-        move_into_place(temp, path)
-    except BaseException:
-        remove_partial(temp)
-        raise
+        partial.publish()
     return path

@@ -7,6 +7,7 @@ import operator
 import numpy as np
 
 from microsr.errors import InputError
+from microsr.io.images import SINGLE_CHANNEL_ADVICE, colour_channels
 
 MIN_FRAME_SIZE = 16
 LAYOUTS = "(A·P, Y, X), (T·A·P, Y, X), (T, A·P, Y, X) or (T, A, P, Y, X)"
@@ -82,7 +83,8 @@ def to_tapyx(array, angles: int = 3, phases: int = 3):
     Raises
     ------
     InputError
-        For a layout that does not match ``angles`` and ``phases``, or frames smaller than 16 pixels.
+        For a layout that does not match ``angles`` and ``phases``, an RGB(A) colour image, or
+        frames smaller than 16 pixels.
 
     Examples
     --------
@@ -100,6 +102,10 @@ def to_tapyx(array, angles: int = 3, phases: int = 3):
     if len(shape) > 5:
         raise InputError(f"raw SIM data of shape {shape} ({len(shape)}-D) are not a known layout: use "
                          f"{LAYOUTS}")
+    colour = colour_channels(shape) if len(shape) in (3, 4) else None
+    if colour:
+        raise InputError(f"raw SIM data of shape {shape} look like an {colour} colour image (colour channels "
+                         f"last), not raw camera frames: {SINGLE_CHANNEL_ADVICE}, {per_set} per time point")
     if min(shape[-2:]) < MIN_FRAME_SIZE:
         raise InputError(f"raw frames of {shape[-2]}×{shape[-1]} pixels are too small (< {MIN_FRAME_SIZE}): "
                          "check the axis order (frames first, then Y, X)")

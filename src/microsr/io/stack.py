@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from microsr.errors import InputError
-from microsr.io.atomic import check_writable
-from microsr.io.images import (BIGTIFF_BYTES, ImageData, check_pixel_size, image_format, move_into_place,
-                               read_image, remove_partial, temporary_sibling, tiff_metadata, tiff_resolution)
+from microsr.io.atomic import PartialOutput, check_writable
+from microsr.io.images import (BIGTIFF_BYTES, ImageData, check_pixel_size, image_format, read_image, tiff_metadata,
+                               tiff_resolution)
 
 
 def open_stack(path: str | Path) -> ImageData:
@@ -28,10 +28,13 @@ def open_stack(path: str | Path) -> ImageData:
 class StackWriter:
     """Write a stack of known shape block by block to TIFF or Zarr, then rename it into place.
 
-    Frames go to a hidden ``.<name>.<random>.partial`` sibling: a contiguous OME-TIFF (BigTIFF
-    beyond ~2 GB) mapped into memory, or a Zarr array with one chunk per frame. Leaving the
-    ``with`` block normally checks that every frame was written and renames the result onto
-    ``path``; leaving it by an exception deletes the partial output, so nothing half-written is left.
+    Frames go to a hidden ``.<name>.<host>-<pid>-<random>.partial`` sibling (a
+    :class:`microsr.io.atomic.PartialOutput`): a contiguous OME-TIFF (BigTIFF beyond ~2 GB) mapped
+    into memory, or a Zarr array with one chunk per frame. Leaving the ``with`` block normally
+    checks that every frame was written and renames the result onto ``path``; leaving it by an
+    exception deletes the partial output and any folder made for it, so nothing half-written is
+    left. Entering the block deletes stale partials of ``path`` left by killed writers, and a
+    SIGTERM runs the same cleanup once :func:`microsr.io.atomic.terminate_as_interrupt` is called.
 
     Parameters
     ----------
@@ -52,6 +55,9 @@ class StackWriter:
     ------
     OutputExistsError
         In the constructor, before anything is created, if ``path`` exists and not ``overwrite``.
+    InputError
+        In the constructor, for a path that cannot be written (see
+        :func:`microsr.io.atomic.check_writable`); missing folders are created on entering.
 
     Examples
     --------
@@ -78,16 +84,17 @@ class StackWriter:
         self.dtype = np.dtype(dtype)
         self.axes = axes
         self.frames_written = 0
-        self._temp: Path | None = None
+        self._partial: PartialOutput | None = None
         self._frames = None
 
     def __enter__(self) -> StackWriter:
-        self._temp = temporary_sibling(self.path, directory=self.kind == "zarr")
+        self._partial = PartialOutput(self.path, directory=self.kind == "zarr")
+        temp = self._partial.temp
         try:
             if self.kind == "zarr":
                 import zarr
 
-                self._frames = zarr.create_array(store=str(self._temp), shape=self.shape,
+                self._frames = zarr.create_array(store=str(temp), shape=self.shape,
                                                  chunks=(1, *self.shape[1:]), dtype=self.dtype, overwrite=True)
                 self._frames.attrs.update({"pixel_size_nm": self.pixel_size_nm, "axes": self.axes})
             else:
@@ -96,13 +103,13 @@ class StackWriter:
                 nbytes = math.prod(self.shape) * self.dtype.itemsize
                 # An empty contiguous TIFF mapped into memory: each block is copied straight to its
                 # place in the file, and readers can memory-map the result the same way.
-                self._frames = tifffile.memmap(self._temp, shape=self.shape, dtype=self.dtype, ome=True,
+                self._frames = tifffile.memmap(temp, shape=self.shape, dtype=self.dtype, ome=True,
                                                bigtiff=nbytes > BIGTIFF_BYTES,
                                                metadata=tiff_metadata(self.axes, self.pixel_size_nm,
                                                                       len(self.shape)),
                                                **tiff_resolution(self.pixel_size_nm))
         except BaseException:
-            remove_partial(self._temp)
+            self._partial.discard()
             raise
         return self
 
@@ -136,10 +143,10 @@ class StackWriter:
                 if self.frames_written != self.shape[0]:
                     raise RuntimeError(f"stack {self.path} got {self.frames_written} of {self.shape[0]} "
                                        "frames; nothing was written")
-                move_into_place(self._temp, self.path)
+                self._partial.publish()
                 return False
         except BaseException:
-            remove_partial(self._temp)
+            self._partial.discard()
             raise
-        remove_partial(self._temp)
+        self._partial.discard()
         return False

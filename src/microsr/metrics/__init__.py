@@ -2,7 +2,8 @@
 
 from microsr.metrics.confidence import (HawkmanResult, SquirrelResult, ensemble_disagreement, hawkman,
                                         squirrel, temporal_agreement)
-from microsr.metrics.fidelity import ms_ssim, ms_ssim_torch, normalize, nrmse, pearson, psnr, ssim
+from microsr.metrics.fidelity import ms_ssim, normalize, nrmse, pearson, psnr, ssim
+from microsr.losses import ms_ssim_torch
 from microsr.metrics.pairs import pair_resolved, profile_through
 from microsr.metrics.resolution import (DecorrelationResult, FRCResult, decorrelation_resolution,
                                         fourier_ring_correlation)

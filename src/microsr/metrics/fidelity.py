@@ -30,20 +30,13 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from skimage.metrics import normalized_root_mse, peak_signal_noise_ratio, structural_similarity
 
 from microsr.errors import InputError
+from microsr.losses import MS_SSIM_WEIGHTS, SSIM_K1 as _K1, SSIM_K2 as _K2, check_ssim_window, ms_ssim_torch
 from microsr.metrics.checks import as_image
 
-__all__ = ["normalize", "psnr", "ssim", "ms_ssim", "ms_ssim_torch", "nrmse", "pearson",
-           "MS_SSIM_WEIGHTS"]
-
-#: Per-scale exponents of Wang et al. 2003 [2], finest scale first, fitted to human ratings.
-MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
-
-# K1, K2 of Wang et al. 2004 [1]: they keep the SSIM ratios finite where means or variances vanish.
-_K1, _K2 = 0.01, 0.03
+__all__ = ["normalize", "psnr", "ssim", "ms_ssim", "nrmse", "pearson"]
 
 _METHODS = ("percentile", "linear_fit", "none")
 
@@ -59,14 +52,6 @@ def _as_pair(image, reference) -> tuple[np.ndarray, np.ndarray]:
         raise InputError(f"image has shape {image.shape} but reference has shape {reference.shape}: "
                          "crop or resample them to the same grid before scoring")
     return image, reference
-
-
-def _check_window(win_size: int, shape: tuple[int, ...]) -> None:
-    if int(win_size) != win_size or win_size < 3 or win_size % 2 == 0:
-        raise InputError(f"win_size={win_size}: the window needs a centre pixel, give an odd integer >= 3")
-    if min(shape) < win_size:
-        raise InputError(f"image of shape {tuple(shape)} is smaller than the {win_size}-px window: "
-                         "give a larger image or a smaller win_size")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -256,7 +241,7 @@ def ssim(image, reference, *, normalization: str = "percentile", win_size: int =
     1.0
     """
     image, reference = _normalized_pair(image, reference, normalization)
-    _check_window(win_size, image.shape)
+    check_ssim_window(win_size, image.shape)
     data_range = _data_range(reference, data_range)
     return float(structural_similarity(reference, image, win_size=int(win_size), data_range=data_range,
                                        K1=_K1, K2=_K2))
@@ -312,137 +297,6 @@ def ms_ssim(image, reference, *, normalization: str = "percentile", win_size: in
     with torch.no_grad():
         value = ms_ssim_torch(x, y, data_range=data_range, win_size=win_size, sigma=sigma, weights=weights)
     return float(value)
-
-
-def ms_ssim_torch(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, win_size: int = 7,
-                  sigma: float = 1.5, weights: Sequence[float] | None = None) -> torch.Tensor:
-    """Differentiable multi-scale SSIM of two batches of images, averaged over batch and channels.
-
-    At scale ``j = 1 .. M`` the images are filtered by a separable Gaussian window (valid
-    convolution, no padding) to get local means, variances and covariance; the contrast-structure
-    term ``cs_j = mean((2 s_xy + C2) / (s_x^2 + s_y^2 + C2))`` is kept for ``j < M`` and the full SSIM
-    ``mean(l * cs)`` at ``j = M``, with ``C1 = (0.01 L)**2``, ``C2 = (0.03 L)**2``. Between scales
-    the images are 2 x 2 average-pooled (an odd trailing row or column is dropped). The result is
-    ``prod_j cs_j**w_j`` with the last factor ``SSIM_M**w_M``.
-
-    **Scales on small images.** Scale ``j`` needs an image of at least ``win_size`` pixels per side.
-    When fewer than ``len(weights)`` scales fit, only the ``M`` that fit are used and their weights
-    are rescaled to sum to 1, so the score stays on the same 0-1 scale; this is what lets 64-px
-    training patches use MS-SSIM (4 scales with a 7-px window; Wang's 11-px window on 5 scales would
-    need 176 px). With all scales fitting the weights are used as given, and the result then equals
-    ``pytorch_msssim.ms_ssim`` (even image sizes).
-
-    Negative ``cs_j`` (anti-correlated structure) are clamped to 0 before the power, as in
-    ``pytorch_msssim``: a negative number to a fractional power is not real. The clamp is written so
-    that its gradient stays finite (0) rather than NaN, which matters for the MS-SSIM-L1 loss.
-
-    Parameters
-    ----------
-    x, y : torch.Tensor, shape (N, C, H, W)
-        Batches to compare, same shape, floating point; channels are scored separately.
-    data_range : float
-        ``L``, the peak-to-peak intensity of the signal (1 for images normalized to 0-1).
-    win_size : int
-        Side of the Gaussian window in pixels, odd.
-    sigma : float
-        Standard deviation of the Gaussian window, pixels.
-    weights : sequence of float, optional
-        Per-scale exponents, finest first; default :data:`MS_SSIM_WEIGHTS`.
-
-    Returns
-    -------
-    torch.Tensor
-        0-d tensor: MS-SSIM averaged over batch and channels, differentiable in ``x`` and ``y``.
-
-    Raises
-    ------
-    InputError
-        Shapes differ or are not 4-D, the window is even, or the image is smaller than the window.
-
-    References
-    ----------
-    .. [1] Z. Wang, E. P. Simoncelli, A. C. Bovik, "Multiscale structural similarity for image quality
-           assessment", Proc. 37th Asilomar Conf. Signals, Systems and Computers, 1398-1402 (2003).
-    .. [2] R. Chen et al., "Single-frame deep-learning super-resolution microscopy for intracellular
-           dynamics imaging" (SFSRM), Nat. Commun. 14, 2854 (2023), Methods, eq. 13-17; its
-           generator loss is ``0.84 (1 - MS-SSIM) + 0.16 L1``.
-
-    Examples
-    --------
-    >>> import torch
-    >>> x = torch.rand(2, 1, 64, 64)
-    >>> round(float(ms_ssim_torch(x, x)), 5)
-    1.0
-    """
-    if x.ndim != 4 or x.shape != y.shape:
-        raise InputError(f"x has shape {tuple(x.shape)} and y has shape {tuple(y.shape)}: "
-                         "give two (N, C, H, W) batches of the same shape")
-    _check_window(win_size, tuple(x.shape[-2:]))
-    if not sigma > 0:
-        raise InputError(f"sigma={sigma}: give a positive Gaussian window width in pixels")
-    weights = MS_SSIM_WEIGHTS if weights is None else tuple(float(w) for w in weights)
-    if len(weights) == 0 or any(w < 0 for w in weights):
-        raise InputError(f"weights={weights}: give one non-negative exponent per scale")
-
-    scales = _scales_that_fit(tuple(x.shape[-2:]), win_size, len(weights))
-    exponents = x.new_tensor(weights[:scales])
-    if scales < len(weights):
-        exponents = exponents / exponents.sum()
-
-    window = _gaussian_window(win_size, sigma, x.dtype, x.device).repeat(x.shape[1], 1, 1, 1)
-    c1 = (_K1 * data_range) ** 2
-    c2 = (_K2 * data_range) ** 2
-    factors = []
-    for scale in range(scales):
-        ssim_value, cs_value = _ssim_and_cs(x, y, window, c1, c2)
-        if scale < scales - 1:
-            factors.append(cs_value)
-            x = F.avg_pool2d(x, kernel_size=2)
-            y = F.avg_pool2d(y, kernel_size=2)
-        else:
-            factors.append(ssim_value)
-    factors = torch.stack(factors, dim=0)  # (scale, N, C)
-    powered = _clamped_power(factors, exponents.view(-1, 1, 1))
-    return torch.prod(powered, dim=0).mean()
-
-
-def _scales_that_fit(shape: tuple[int, int], win_size: int, max_scales: int) -> int:
-    scales, height, width = 1, shape[0], shape[1]
-    while scales < max_scales and min(height // 2, width // 2) >= win_size:
-        height, width = height // 2, width // 2
-        scales += 1
-    return scales
-
-
-def _gaussian_window(win_size: int, sigma: float, dtype, device) -> torch.Tensor:
-    coords = torch.arange(win_size, dtype=dtype, device=device) - win_size // 2
-    profile = torch.exp(-(coords ** 2) / (2 * sigma ** 2))
-    return (profile / profile.sum())[None, None, None, :]  # (1, 1, 1, win): one row, one channel
-
-
-def _blur(image: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
-    # Separable and valid: Wang's local statistics use only pixels inside the image, no padding.
-    channels = image.shape[1]
-    image = F.conv2d(image, window, groups=channels)
-    return F.conv2d(image, window.transpose(-1, -2), groups=channels)
-
-
-def _ssim_and_cs(x, y, window, c1, c2):
-    mu_x, mu_y = _blur(x, window), _blur(y, window)
-    var_x = _blur(x * x, window) - mu_x ** 2
-    var_y = _blur(y * y, window) - mu_y ** 2
-    cov_xy = _blur(x * y, window) - mu_x * mu_y
-    cs_map = (2 * cov_xy + c2) / (var_x + var_y + c2)
-    luminance_map = (2 * mu_x * mu_y + c1) / (mu_x ** 2 + mu_y ** 2 + c1)
-    return (luminance_map * cs_map).mean(dim=(-2, -1)), cs_map.mean(dim=(-2, -1))
-
-
-def _clamped_power(base: torch.Tensor, exponent: torch.Tensor) -> torch.Tensor:
-    # max(base, 0)**w has an infinite derivative at 0, and inf * 0 (the clamp's gradient) is NaN; the
-    # inner clamp keeps the unused branch finite so the gradient of a clamped factor is exactly 0.
-    positive = base > 0
-    safe = torch.where(positive, base, torch.ones_like(base))
-    return torch.where(positive, safe ** exponent, torch.zeros_like(base))
 
 
 def nrmse(image, reference, *, normalization: str = "percentile") -> float:

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import zarr
+from scipy import ndimage
 
-from microsr.pipelines.sim import Optics, estimate_from_stack, open_raw, reconstruct_stack, write_simulation
-from microsr.report import estimation_figure, sim_result_figure
+from microsr.io import read_image, write_image
+from microsr.metrics.confidence import hawkman, squirrel
+from microsr.metrics.fidelity import ms_ssim, psnr, ssim
+from microsr.models.sfsrm import normalize_input
+from microsr.models.shipped import shipped_models
+from microsr.pipelines.rdl_sim import RDLSIM
+from microsr.pipelines.selfsup import SelfSupDenoiser, predict_selfsup_stack
+from microsr.pipelines.sfsrm import SFSRM
+from microsr.pipelines.sim import Optics, SIMReconstructor, estimate_stack, open_raw, reconstruct_stack
+from microsr.pipelines.simulate import write_simulation
+from microsr.report import comparison_figure, estimation_figure, sim_result_figure
+from microsr.resample import bicubic_upsample
 from microsr.sim.reconstruct import ReconstructionSettings
-from microsr.sim.simulate import simulate_sim
+from microsr.synthetic import sim_resolution_fwhm_nm, sim_target, simulate_llsm, simulate_sim, training_pair
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -22,25 +35,21 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
 def run_demo(outdir: str | Path, *, size: int = 256, photons: float = 30.0, seed: int = 7,
              overwrite: bool = True) -> list[str]:
     """Run the whole SIM chain on files in ``outdir``; returns lines that summarize what it found."""
-    from scipy import ndimage
-
-    from microsr.io import read_image
-
     outdir = Path(outdir)
     optics = Optics(na=1.35, wavelength_nm=525.0)
     data = simulate_sim(shape=(size, size), pixel_size_nm=62.6, na=optics.na,
                         wavelength_nm=optics.wavelength_nm, photons=photons, seed=seed)
     write_simulation(data, outdir, overwrite)
     stack, pixel = open_raw(outdir / "raw.tif", 3, 3, None)
-    otf = optics.otf(pixel)
     background = data.camera.offset_adu + data.camera.background_photons
+    sim = SIMReconstructor(optics.otf(pixel), pixel, ReconstructionSettings(background=background))
+    otf = sim.otf
     diagnostics: dict = {}
-    params = estimate_from_stack(stack, pixel, otf, background=background, diagnostics=diagnostics)
+    params = estimate_stack(sim, stack, diagnostics=diagnostics)
     params.save(outdir / "params.json")
     estimation_figure(outdir / "estimation.png", diagnostics, params, overwrite=overwrite)
     reconstruct_stack(stack, params, pixel, otf, outdir / "sim.tif", widefield_output=outdir / "wf.tif",
-                      settings=ReconstructionSettings(background=background), overwrite=overwrite,
-                      progress=False)
+                      settings=sim.settings, overwrite=overwrite, progress=False)
     sim_image = read_image(outdir / "sim.tif").array
     widefield = read_image(outdir / "wf.tif").array
     sim_result_figure(outdir / "sim.png", widefield, sim_image, pixel, ground_truth=data.ground_truth,
@@ -67,15 +76,6 @@ def run_demo(outdir: str | Path, *, size: int = 256, photons: float = 30.0, seed
 def run_sfsrm_demo(outdir: str | Path, *, model_name: str = "filaments-x4", size_px: int = 64, snr: float = 15.0,
                    seed: int = 10**9 + 7, overwrite: bool = True) -> list[str]:
     """Shipped SFSRM on a held-out simulated widefield frame: widefield, bicubic, SFSRM, truth, HAWKMAN and SQUIRREL maps."""
-    from microsr.io import write_image
-    from microsr.metrics.confidence import hawkman, squirrel
-    from microsr.metrics.fidelity import ms_ssim, psnr
-    from microsr.pipelines.sfsrm import SFSRM
-    from microsr.report import comparison_figure
-    from microsr.resample import bicubic_upsample
-    from microsr.synthetic import training_pair
-    from microsr.train.data import normalize_input
-
     outdir = Path(outdir)
     model = SFSRM.from_pretrained(model_name, device="cpu")
     scale = int(model.scale)
@@ -106,16 +106,8 @@ def run_sfsrm_demo(outdir: str | Path, *, model_name: str = "filaments-x4", size
 def run_rdl_demo(outdir: str | Path, *, model_name: str = "tirf-sim-3x3", size_px: int = 128, photons: float = 8.0,
                  seed: int = 10**9 + 11, overwrite: bool = True) -> list[str]:
     """Shipped rDL SIM on a held-out low-light TIRF-SIM set: noisy raw, conventional SIM, denoised raw, rDL SIM, truth."""
-    from microsr.io import write_image
-    from microsr.metrics.confidence import squirrel
-    from microsr.metrics.fidelity import psnr, ssim
-    from microsr.pipelines.rdl_sim import RDLSIM
-    from microsr.report import comparison_figure
-    from microsr.sim.reconstruct import reconstruct
-    from microsr.train.rdl_data import sim_resolution_fwhm_nm, sim_target
-
     outdir = Path(outdir)
-    model = RDLSIM.from_folder(model_name, device="cpu")
+    model = RDLSIM.from_pretrained(model_name, device="cpu")
     pixel = model.acquisition["pixel_size_nm"]
     data = simulate_sim(shape=(size_px, size_px), pixel_size_nm=pixel, na=model.acquisition["na"],
                         wavelength_nm=model.acquisition["wavelength_nm"], photons=photons, specimen="network",
@@ -124,8 +116,8 @@ def run_rdl_demo(outdir: str | Path, *, model_name: str = "tirf-sim-3x3", size_p
     raw = data.raw[0]
     # The pattern is estimated from the noisy frames themselves, as a user's data would be.
     result = model.predict(raw, background=background, pixel_size_nm=pixel)
-    conventional = reconstruct(raw, result.params, pixel, model.otf, ReconstructionSettings(background=background),
-                               device="cpu")[0]
+    conventional = SIMReconstructor(model.otf, pixel, ReconstructionSettings(background=background),
+                                    device="cpu").reconstruct(raw, result.params)
     truth = sim_target(data.ground_truth, pixel / 2, sim_resolution_fwhm_nm(
         model.acquisition["na"], model.acquisition["wavelength_nm"], data.settings["pattern_fraction_of_cutoff"]))
     widefield = raw.mean(axis=(0, 1)) - background
@@ -156,12 +148,6 @@ def run_rdl_demo(outdir: str | Path, *, model_name: str = "tirf-sim-3x3", size_p
 def run_selfsup_demo(outdir: str | Path, *, model_name: str = "llsm-vesicles-tis", shape=(4, 24, 64, 64),
                      photons: float = 8.0, seed: int = 10**9 + 13, overwrite: bool = True) -> list[str]:
     """Shipped TiS-rDL on a held-out simulated LLSM stack of vesicles, streamed through Zarr: MIPs and PSNR."""
-    import zarr
-
-    from microsr.pipelines.selfsup import SelfSupDenoiser, predict_selfsup_stack
-    from microsr.report import comparison_figure
-    from microsr.synthetic_llsm import simulate_llsm
-
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     data = simulate_llsm(shape=shape, specimen="vesicles", photons=photons, seed=seed)
@@ -171,7 +157,7 @@ def run_selfsup_demo(outdir: str | Path, *, model_name: str = "llsm-vesicles-tis
                                   dtype="float32", overwrite=True)
         stack[:] = data.noisy
         stack.attrs.update({"axes": "TZYX", "voxel_size_nm": list(data.voxel_size_nm)})
-    denoiser = SelfSupDenoiser.from_file(model_name, device="cpu")
+    denoiser = SelfSupDenoiser.from_pretrained(model_name, device="cpu")
     summary = predict_selfsup_stack(denoiser, noisy_path, denoised_path, overwrite=overwrite)
     denoised = np.asarray(zarr.open_array(str(denoised_path), mode="r")[0]) - data.offset_adu
     noisy, clean = data.noisy[0] - data.offset_adu, data.clean[0]
@@ -190,3 +176,14 @@ def run_selfsup_demo(outdir: str | Path, *, model_name: str = "llsm-vesicles-tis
             f"PSNR {psnr_3d(noisy):.2f} dB, denoised {psnr_3d(denoised):.2f} dB (volume 0, against the clean "
             f"expected photons); {summary['seconds']:.1f} s, tiles {tuple(summary['tile'])}",
             f"figure: {outdir / 'llsm.png'}"]
+
+
+def run_all_demos(outdir: str | Path, *, overwrite: bool = True) -> Iterator[str]:
+    """``make demo``: the SIM chain, then each shipped model on held-out data; yields the summary lines as they come."""
+    yield from run_demo(outdir, overwrite=overwrite)
+    if "filaments-x4" in shipped_models("sfsrm"):
+        yield from run_sfsrm_demo(outdir, overwrite=overwrite)
+    if "tirf-sim-3x3" in shipped_models("rdl"):
+        yield from run_rdl_demo(outdir, overwrite=overwrite)
+    if "llsm-vesicles-tis" in shipped_models("selfsup"):
+        yield from run_selfsup_demo(outdir, overwrite=overwrite)

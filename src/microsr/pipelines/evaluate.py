@@ -12,6 +12,8 @@ import numpy as np
 from microsr.errors import InputError
 from microsr.io import check_finite, read_image
 from microsr.io.atomic import atomic_write_text, check_writable
+from microsr.metrics import confidence, fidelity, resolution
+from microsr.report import evaluation_figure
 
 #: Pixel sizes of two images agree when they differ by less than this fraction.
 PIXEL_TOLERANCE = 0.01
@@ -113,8 +115,6 @@ def evaluate(sr: Picture, *, reference: Picture | None = None, widefield: Pictur
     normalization : str
         How the SR image is normalized before fidelity metrics (``percentile`` or ``linear_fit``).
     """
-    from microsr.metrics import confidence, fidelity, resolution
-
     metrics: dict = {"sr_pixel_size_nm": sr.pixel_size_nm, "normalization": normalization}
     result = Evaluation(metrics, {"sr": sr})
     decorrelation = resolution.decorrelation_resolution(sr.image, sr.pixel_size_nm)
@@ -170,8 +170,6 @@ def evaluate(sr: Picture, *, reference: Picture | None = None, widefield: Pictur
 
 def write_evaluation(result: Evaluation, outdir: str | Path, overwrite: bool = False) -> dict[str, Path]:
     """Write ``metrics.json`` and ``report.png`` into ``outdir``."""
-    from microsr.report import evaluation_figure
-
     outdir = Path(outdir)
     paths = {"metrics": outdir / "metrics.json", "report": outdir / "report.png"}
     for path in paths.values():
@@ -179,3 +177,37 @@ def write_evaluation(result: Evaluation, outdir: str | Path, overwrite: bool = F
     atomic_write_text(paths["metrics"], json.dumps(result.metrics, indent=2) + "\n", overwrite)
     evaluation_figure(paths["report"], result, overwrite=overwrite)
     return paths
+
+
+def evaluate_files(sr: str | Path, out: str | Path, *, reference: str | Path | None = None,
+                   widefield: str | Path | None = None, frc_pair: str | Path | None = None,
+                   ensemble: list[str | Path] | None = None, pixel_size_nm: float | None = None,
+                   reference_pixel_size_nm: float | None = None, widefield_pixel_size_nm: float | None = None,
+                   frame: int = 0, normalization: str = "percentile", overwrite: bool = False) -> Evaluation:
+    """``microsr evaluate``: measure frame ``frame`` of an SR file against what is given; write ``metrics.json``
+    and ``report.png`` into ``out``.
+
+    For a stack, the temporal agreement of the frame is measured over the 5 frames around it (only
+    those are read).
+    """
+    out = Path(out)
+    for name in ("metrics.json", "report.png"):
+        check_writable(out / name, overwrite)
+    sr_picture = load_picture(sr, "sr", pixel_size_nm, frame)
+    stack = read_image(sr, lazy=True).array
+    window, frame_in_window = None, 0
+    if stack.ndim == 3 and stack.shape[0] > 1:  # temporal agreement needs only 5 frames around this one
+        first = max(0, min(frame - 2, stack.shape[0] - 5))
+        window = np.asarray(stack[first:first + 5], dtype=np.float64)
+        frame_in_window = frame - first
+    same_grid = pixel_size_nm or sr_picture.pixel_size_nm
+    result = evaluate(
+        sr_picture,
+        reference=load_picture(reference, "reference", reference_pixel_size_nm) if reference else None,
+        widefield=load_picture(widefield, "widefield", widefield_pixel_size_nm, frame) if widefield else None,
+        frc_pair=load_picture(frc_pair, "frc_pair", same_grid) if frc_pair else None,
+        ensemble=[load_picture(p, "ensemble", same_grid) for p in ensemble or []],
+        temporal_window=window, frame_in_window=frame_in_window, normalization=normalization)
+    result.metrics["frame"] = frame
+    write_evaluation(result, out, overwrite)
+    return result

@@ -22,14 +22,13 @@ every step (``bench/selfsup_compare.py``, vesicles and membranes: 36.97 vs 38.22
 29.71 vs 34.47 dB at 300 nm, 23.70 vs 24.42 dB at 600 nm): what the network learned is to predict the
 neighbouring half's planes, and on the halves that puts its output a whole half-step away.
 
-Intensities: the input is normalized as in training (:func:`microsr.train.selfsup_data.probe_normalization`,
+Intensities: the input is normalized as in training (:func:`microsr.models.selfsup.probe_normalization`,
 measured on the input stack with the model's patch shape, so the training stack gets exactly its
 training numbers) and the output is mapped back, so denoised volumes are in the input's counts.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -38,8 +37,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import zarr
+from tqdm.auto import tqdm
 
 from microsr.errors import InputError, MicrosrError
+from microsr.io import open_stack
+from microsr.io.atomic import check_writable
+from microsr.io.images import move_into_place, remove_partial
+from microsr.io.volumes import WRITING_ATTRIBUTE, open_volume_stack
+from microsr.models.selfsup import SelfSupModel, sis_split
 from microsr.tiling import axis_tiles, axis_weights
 
 #: Default memory budget of one prediction (tiles, their activations, the output slab, output chunks).
@@ -75,14 +81,6 @@ class TilePlan:
     tile: tuple[int, int, int]
     overlap: tuple[int, int, int]
     memory_mb: float
-
-
-def _resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("--device cuda was asked for but no CUDA GPU is visible: use --device cpu or auto")
-    return torch.device(device)
 
 
 def plan_tiles(volume_shape, features: int, *, memory_mb: float = DEFAULT_MEMORY_MB,
@@ -162,84 +160,21 @@ def lateral_views(square: bool = True) -> list[tuple[Callable, Callable]]:
     return views
 
 
-class SelfSupDenoiser:
-    """A trained TiS-rDL or SiS-rDL 3-D RCAN and how to apply it: to one volume, or to a whole stack.
+class SelfSupDenoiser(SelfSupModel):
+    """A trained TiS-rDL or SiS-rDL model (:class:`microsr.models.selfsup.SelfSupModel`) and how to apply it:
+    to one volume, tile by tile in bounded memory, or to a whole stack (:func:`predict_selfsup_stack`).
 
-    Parameters
-    ----------
-    network : torch.nn.Module
-        A :class:`microsr.nets.RCAN3D`.
-    mode : {"tis", "sis"}
-        How it was trained; both denoise whole volumes (see the module docstring).
-    patch_size : (int, int, int)
-        Training patch (z, y, x), used to measure a stack's normalization as training did.
-    device : str or torch.device
-        "auto", "cpu" or "cuda".
-    fingerprint : str
-        Identifies the weights, so a restarted prediction resumes only with the same model.
-    tta : bool
-        Test-time augmentation: average the network's outputs over the 8 lateral rotations and flips of
-        each tile (4 flips where a tile is not square in y, x), each mapped back. The network was trained
-        on all of them; its errors differ between them while the signal does not, so the mean is less
-        noisy. 8 (or 4) times the compute; 4 more float32 per tile voxel, which the tile plan counts.
+    Examples
+    --------
+    >>> denoiser = SelfSupDenoiser.from_pretrained("llsm-vesicles-tis", device="cpu")
+    >>> denoiser.denoise_volume(np.zeros((4, 16, 16), np.float32)).shape
+    (4, 16, 16)
     """
-
-    def __init__(self, network: torch.nn.Module, mode: str, patch_size=(8, 32, 32), *, device="auto",
-                 fingerprint: str = "", tta: bool = False):
-        if mode not in ("tis", "sis"):
-            raise InputError(f"unknown mode {mode!r}: a self-supervised model is 'tis' or 'sis'")
-        self.device = _resolve_device(device)
-        self.network = network.to(self.device).eval()
-        self.mode = mode
-        self.patch_size = tuple(int(p) for p in patch_size)
-        self.features = int(getattr(network, "features", 64))
-        self.fingerprint = fingerprint
-        self.tta = bool(tta)
 
     @classmethod
     def from_file(cls, path: str | Path, *, device="auto", tta: bool = False) -> SelfSupDenoiser:
-        """Load a ``model.pt`` written by ``microsr selfsup train``, its run folder, or a shipped model's name.
-
-        Raises
-        ------
-        InputError
-            A missing file, or one that is not a self-supervised microsr model.
-        """
-        from microsr.nets import RCAN3D
-        from microsr.pipelines.shipped import shipped_models
-        from microsr.train.selfsup import SELFSUP_MODEL_FORMAT
-
-        if not Path(path).exists() and str(path) in shipped_models("selfsup"):
-            from microsr.pipelines.shipped import model_folder
-
-            path = model_folder(path, "selfsup")
-        path = Path(path)
-        if path.is_dir():
-            path = path / "model.pt"
-        if not path.is_file():
-            raise InputError(f"{path} does not exist: give the model.pt that 'microsr selfsup train' wrote "
-                             f"(or its run folder), or a shipped model: {', '.join(shipped_models('selfsup'))}")
-        try:
-            saved = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc:  # torch raises many kinds on a damaged or foreign file
-            raise InputError(f"cannot read {path} as a model ({type(exc).__name__}): train one with "
-                             "'microsr selfsup train' or check the file") from None
-        if not isinstance(saved, dict) or saved.get("format") != SELFSUP_MODEL_FORMAT:
-            raise InputError(f"{path} is not a self-supervised microsr model (format "
-                             f"{saved.get('format') if isinstance(saved, dict) else type(saved).__name__!r}, "
-                             f"expected {SELFSUP_MODEL_FORMAT!r}): train one with 'microsr selfsup train'")
-        network = RCAN3D(**saved["model"])
-        network.load_state_dict(saved["state_dict"])
-        fingerprint = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-        return cls(network, saved["mode"], saved.get("patch_size", (8, 32, 32)), device=device,
-                   fingerprint=fingerprint, tta=tta)
-
-    def measure(self, stack) -> tuple[float, float]:
-        """(background, scale) of a ``(T, Z, Y, X)`` stack, measured as training measured its stack."""
-        from microsr.train.selfsup_data import probe_normalization
-
-        pz, py, px = self.patch_size
-        return probe_normalization(stack, (2 * pz if self.mode == "sis" else pz, py, px))
+        """Deprecated name of :meth:`from_pretrained`, kept for scripts written against microsr 0.1."""
+        return cls.from_pretrained(path, device=device, tta=tta)
 
     def plan(self, volume_shape, *, memory_mb: float = DEFAULT_MEMORY_MB, overlap=DEFAULT_OVERLAP,
              chunk_bytes: int = 0) -> TilePlan:
@@ -335,8 +270,6 @@ def _voxel_metadata(path: Path, stack) -> dict:
     attrs = dict(getattr(stack, "attrs", {}) or {})
     found = {key: attrs[key] for key in ("voxel_size_nm", "pixel_size_nm", "time_step_s") if key in attrs}
     if not found and hasattr(stack, "files"):
-        from microsr.io import open_stack
-
         pixel = open_stack(stack.files[0]).pixel_size_nm
         if pixel:
             found["pixel_size_nm"] = pixel
@@ -366,7 +299,7 @@ def predict_selfsup_stack(denoiser: SelfSupDenoiser, stack_path: str | Path, out
     denoiser : SelfSupDenoiser
         The trained model.
     stack_path : str or Path
-        Zarr, folder of TIFF volumes, or one 4-D file (:func:`microsr.train.selfsup_data.open_volume_stack`).
+        Zarr, folder of TIFF volumes, or one 4-D file (:func:`microsr.io.volumes.open_volume_stack`).
     output : str or Path
         A ``.zarr`` path; chunked like the input (a TIFF folder: one chunk per volume), float32 counts,
         with the input's voxel size attributes, ``axes`` "TZYX" and the normalization used.
@@ -396,12 +329,7 @@ def predict_selfsup_stack(denoiser: SelfSupDenoiser, stack_path: str | Path, out
     OutputExistsError
         ``output`` exists and not ``overwrite``.
     """
-    import zarr
-    from tqdm.auto import tqdm
 
-    from microsr.io.atomic import check_writable
-    from microsr.io.images import move_into_place
-    from microsr.train.selfsup_data import WRITING_ATTRIBUTE, open_volume_stack, sis_split
 
     started = time.perf_counter()
     stack_path, output = Path(stack_path), Path(output)
@@ -433,7 +361,6 @@ def predict_selfsup_stack(denoiser: SelfSupDenoiser, stack_path: str | Path, out
     if done:
         array = zarr.open_array(str(partial), mode="r+")
     else:
-        from microsr.io.images import remove_partial
 
         remove_partial(partial)
         array = zarr.create_array(store=str(partial), shape=shape, chunks=chunks, dtype="float32")

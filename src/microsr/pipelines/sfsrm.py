@@ -8,31 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from microsr.errors import InputError
-from microsr.io import check_finite
-from microsr.pipelines.shipped import model_folder, shipped_models  # noqa: F401 (shipped_models: API)
-
-#: A widefield pixel size this far (fraction) from the model's makes its blur prior wrong.
-PIXEL_SIZE_TOLERANCE = 0.2
-
-
-def _load_network(path: Path, expected: str | None = None):
-    """A generator exported by ``microsr sfsrm train`` (``.pt``), as (module, info)."""
-    from microsr.nets import RRDBNet
-    from microsr.nets.saved import load_saved_network
-    from microsr.train.run import MODEL_FORMAT
-
-    def build(saved: dict) -> torch.nn.Module:
-        model = saved["model"]
-        return RRDBNet(1 if saved["network"] == "sen" else 2, 1, model["features"], model["blocks"],
-                       model["growth"], model["scale"])
-
-    generator, info = load_saved_network(path, MODEL_FORMAT, build, what="SFSRM model",
-                                         missing_hint="give a trained model (.pt) or a shipped model name")
-    if expected and info["network"] != expected:
-        raise InputError(f"{path} holds an {info['network'].upper()}, not an {expected.upper()}")
-    return generator, info
+from microsr.io import StackWriter, read_image, write_image
+from microsr.io.atomic import check_writable
+from microsr.metrics.confidence import ensemble_disagreement, temporal_agreement
+from microsr.models.sfsrm import SFSRMModel, network_inputs, normalize_input
+from microsr.models.shipped import shipped_models  # noqa: F401 (part of this module's API since 0.1)
+from microsr.resample import bicubic_upsample
+from microsr.tiling import predict_tiled
 
 
 @dataclass
@@ -44,68 +29,20 @@ class SFSRMResult:
     pixel_size_nm: float | None
 
 
-class SFSRM:
-    """A trained SFSRM pair: SEN (optional) and SRN, applied tile by tile on any device.
+class SFSRM(SFSRMModel):
+    """A trained SFSRM pair (:class:`microsr.models.sfsrm.SFSRMModel`) applied tile by tile on any device.
 
     Examples
     --------
-    >>> model = SFSRM.from_pretrained("filaments-x4")                 # doctest: +SKIP
-    >>> result = model.predict(widefield, pixel_size_nm=100)          # doctest: +SKIP
+    >>> model = SFSRM.from_pretrained("filaments-x4", device="cpu")
+    >>> model.predict(np.random.default_rng(0).random((32, 32)), pixel_size_nm=100).sr.shape
+    (128, 128)
     """
-
-    def __init__(self, srn, srn_info: dict, sen=None, sen_info: dict | None = None, device: str = "auto"):
-        from microsr.sim.reconstruct import resolve_device
-
-        self.device = resolve_device(device)
-        self.srn = srn.to(self.device)
-        self.sen = sen.to(self.device) if sen is not None else None
-        self.srn_info = srn_info
-        self.sen_info = sen_info or {}
-
-    @classmethod
-    def from_pretrained(cls, name_or_path: str | Path = "filaments-x4", device: str = "auto") -> "SFSRM":
-        """Load a shipped model by name, or a folder holding ``srn.pt`` and optionally ``sen.pt``."""
-        folder = model_folder(name_or_path, "sfsrm")
-        if folder.is_file():
-            srn, info = _load_network(folder, "srn")
-            return cls(srn, info, device=device)
-        srn, srn_info = _load_network(folder / "srn.pt", "srn")
-        sen, sen_info = _load_network(folder / "sen.pt", "sen") if (folder / "sen.pt").exists() else (None, None)
-        return cls(srn, srn_info, sen, sen_info, device)
-
-    @property
-    def scale(self) -> float:
-        return self.srn_info["model"]["scale"] * self.srn_info.get("pre_upsample", 1.0)
-
-    @property
-    def pixel_size_nm(self) -> float:
-        return float(self.srn_info["lr_pixel_nm"])
-
-    def check_input(self, image, pixel_size_nm: float | None) -> np.ndarray:
-        """A 2-D finite frame at about the model's pixel size, or one clear error."""
-        array = np.asarray(image)
-        if array.ndim == 3 and array.shape[-1] in (3, 4):
-            raise InputError(f"image of shape {array.shape} looks like RGB: give a single-channel fluorescence frame")
-        if array.ndim != 2:
-            raise InputError(f"image of shape {array.shape} is not one 2-D frame: give a (Y, X) frame, or use "
-                             "a stack with 'microsr sfsrm predict', which streams (T, Y, X)")
-        check_finite(array, "input frame")
-        if pixel_size_nm is not None:
-            ratio = pixel_size_nm / self.pixel_size_nm
-            if abs(ratio - 1) > PIXEL_SIZE_TOLERANCE:
-                raise InputError(f"the image has {pixel_size_nm:g} nm pixels but the model was trained at "
-                                 f"{self.pixel_size_nm:g} nm: resample the image or train a model for it")
-        return array.astype(np.float32)
 
     @torch.no_grad()
     def predict(self, image, *, pixel_size_nm: float | None = None, tile_px: int | None = None,
                 overlap_px: int = 24) -> SFSRMResult:
         """Super-resolve one widefield frame; see :class:`SFSRMResult`."""
-        from microsr.resample import bicubic_upsample
-        from microsr.tiling import predict_tiled
-        from microsr.train.data import normalize_input
-        from microsr.train.module import network_inputs
-
         frame = normalize_input(self.check_input(image, pixel_size_nm))
         if self.sen is not None:
             frame = predict_tiled(self.sen, frame, scale=1, tile_px=tile_px, overlap_px=overlap_px,
@@ -125,8 +62,6 @@ class SFSRM:
 
 def predict_ensemble(models: list[SFSRM], image, **kwargs) -> tuple[np.ndarray, np.ndarray]:
     """Mean SR image of several models and their per-pixel disagreement (paper 003's network ensemble)."""
-    from microsr.metrics.confidence import ensemble_disagreement
-
     outputs = [model.predict(image, **kwargs).sr for model in models]
     if len({o.shape for o in outputs}) != 1:
         raise InputError("ensemble models give outputs of different sizes: use models of one scale")
@@ -140,10 +75,7 @@ def predict_stack(model: SFSRM, stack, output: str | Path, *, pixel_size_nm: flo
     Only one frame (and, for the agreement map, the last five SR frames) is in memory at a time; the
     agreement of frame t is therefore measured over frames t−4…t (a causal window of 5, paper 003).
     """
-    from tqdm import tqdm
 
-    from microsr.io import StackWriter
-    from microsr.metrics.confidence import temporal_agreement
 
     count = stack.shape[0]
     first = model.predict(np.asarray(stack[0]), pixel_size_nm=pixel_size_nm, **kwargs).sr
@@ -165,4 +97,60 @@ def predict_stack(model: SFSRM, stack, output: str | Path, *, pixel_size_nm: flo
                     agreement.write(np.ones_like(sr)[None])
     return {"output": str(output), "frames": count, "sr_pixel_size_nm": sr_pixel}
 
+
+def disagreement_path(output: str | Path) -> Path:
+    """Where an ensemble's disagreement map goes by default: beside ``output``, named after it.
+
+    Examples
+    --------
+    >>> disagreement_path("results/cell1_sr.ome.tif").as_posix()
+    'results/cell1_sr_disagreement.ome.tif'
+    """
+    output = Path(output)
+    name = output.name
+    for suffix in (".ome.tiff", ".ome.tif", ".tiff", ".tif", ".zarr", ".npy"):
+        if name.lower().endswith(suffix):
+            return output.with_name(name[:-len(suffix)] + "_disagreement" + name[-len(suffix):])
+    return output.with_name(name + "_disagreement.tif")
+
+
+def predict_file(models: list[SFSRM], image: str | Path, output: str | Path, *, pixel_size_nm: float | None = None,
+                 confidence: str | Path | None = None, tile_px: int | None = None, overwrite: bool = False,
+                 progress: bool = True) -> dict:
+    """Super-resolve a widefield file with one model or an ensemble: what ``microsr sfsrm predict`` does.
+
+    - A movie ``(T, Y, X)`` streams frame by frame (:func:`predict_stack`); ``confidence`` then
+      receives the temporal agreement map. An ensemble is refused on movies.
+    - A single frame with one model writes the SR image; with several models it writes their mean and
+      always their disagreement map (paper 003's uncertainty), to ``confidence`` or, by default, to
+      :func:`disagreement_path` beside the output.
+
+    The pixel size comes from ``pixel_size_nm`` or the file. Returns a summary (``output``,
+    ``sr_pixel_size_nm``, ``shape`` or ``frames``, and ``confidence`` when a map was written).
+    """
+    check_writable(output, overwrite)
+    if len(models) > 1 and confidence is None:
+        confidence = disagreement_path(output)
+    if confidence:
+        check_writable(confidence, overwrite)
+    data = read_image(image, lazy=True)
+    pixel = pixel_size_nm or data.pixel_size_nm
+    array = data.array
+    if array.ndim == 3 and array.shape[-1] not in (3, 4) and array.shape[0] > 1:
+        if len(models) > 1:
+            raise InputError("--ensemble works on single frames; run each model on the movie instead")
+        summary = predict_stack(models[0], array, output, pixel_size_nm=pixel, overwrite=overwrite,
+                                agreement_output=confidence, progress=progress, tile_px=tile_px)
+        return {**summary, **({"confidence": str(confidence)} if confidence else {})}
+    frame = np.asarray(array[0] if array.ndim == 3 and array.shape[0] == 1 else array)
+    sr_pixel = pixel / models[0].scale if pixel else None
+    if len(models) > 1:
+        sr, disagreement = predict_ensemble(models, frame, pixel_size_nm=pixel, tile_px=tile_px)
+        write_image(confidence, disagreement, pixel_size_nm=sr_pixel, axes="YX", overwrite=overwrite)
+    else:
+        sr = models[0].predict(frame, pixel_size_nm=pixel, tile_px=tile_px).sr
+        confidence = None
+    write_image(output, sr, pixel_size_nm=sr_pixel, axes="YX", overwrite=overwrite)
+    return {"output": str(output), "sr_pixel_size_nm": sr_pixel, "shape": list(sr.shape),
+            **({"confidence": str(confidence)} if confidence else {})}
 

@@ -1,11 +1,10 @@
-"""SIM jobs on files: simulate an acquisition, estimate its pattern, reconstruct a stack frame-set by frame-set."""
+"""Structured illumination on raw frames: the SIMReconstructor facade (optics → estimate → reconstruct) and SIM jobs on files."""
 
 from __future__ import annotations
 
-import json
 import math
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +12,12 @@ from tqdm import tqdm
 
 from microsr.errors import InputError
 from microsr.io import StackWriter, check_finite, read_image, to_tapyx, write_image
-from microsr.io.atomic import atomic_write_text, check_writable
+from microsr.io.atomic import check_writable
 from microsr.optics import OTF, ideal_otf, load_otf_mrc
+from microsr.report import estimation_figure, sim_result_figure
 from microsr.sim.estimate import PatternPrior, estimate_background, estimate_parameters
 from microsr.sim.parameters import SIMParameters
 from microsr.sim.reconstruct import ReconstructionSettings, WienerReconstructor
-from microsr.sim.simulate import SimulatedSIM
 
 
 @dataclass(frozen=True)
@@ -30,30 +29,91 @@ class Optics:
     otf_path: str | None = None
 
     def otf(self, pixel_size_nm: float) -> OTF:
+        """The detection OTF for camera pixels of ``pixel_size_nm``."""
         if self.otf_path:
             return load_otf_mrc(self.otf_path)
         return ideal_otf(self.na, self.wavelength_nm, camera_pixel_nm=pixel_size_nm)
 
 
-def write_simulation(data: SimulatedSIM, outdir: str | Path, overwrite: bool = False) -> dict:
-    """Write ``raw.tif`` (uint16 camera counts), ``raw_clean.tif``, ``ground_truth.tif``,
-    ``widefield.tif`` and ``truth.json``. Returns the paths written."""
-    outdir = Path(outdir)
-    names = ["raw.tif", "raw_clean.tif", "ground_truth.tif", "widefield.tif", "truth.json"]
-    for name in names:
-        check_writable(outdir / name, overwrite)
-    t, a, p, y, x = data.raw.shape
-    raw = np.clip(np.round(data.raw), 0, 65535).astype(np.uint16).reshape(t * a * p, y, x)
-    pixel = data.pixel_size_nm
-    write_image(outdir / "raw.tif", raw, pixel_size_nm=pixel, axes="QYX", overwrite=overwrite)
-    write_image(outdir / "raw_clean.tif", data.raw_clean.reshape(a * p, y, x), pixel_size_nm=pixel,
-                axes="QYX", overwrite=overwrite)
-    write_image(outdir / "ground_truth.tif", data.ground_truth, pixel_size_nm=pixel / 2, axes="YX",
-                overwrite=overwrite)
-    write_image(outdir / "widefield.tif", data.widefield if t > 1 else data.widefield[0],
-                pixel_size_nm=pixel, axes="TYX" if t > 1 else "YX", overwrite=overwrite)
-    atomic_write_text(outdir / "truth.json", json.dumps(data.truth_dict(), indent=2) + "\n", overwrite)
-    return {name: str(outdir / name) for name in names}
+@dataclass
+class SIMReconstructor:
+    """Conventional SIM for one microscope: pattern estimation and Wiener reconstruction with one OTF.
+
+    The CLI (``sim estimate``, ``sim reconstruct``), the demo and rDL SIM all go through this object,
+    so the pattern they estimate and the reconstruction they make are the same for the same raw frames.
+
+    Parameters
+    ----------
+    otf : OTF
+        Detection OTF (ideal or measured).
+    pixel_size_nm : float
+        Camera pixel size in the sample.
+    settings : ReconstructionSettings
+        Wiener weight, apodization and the background (camera offset) subtracted from raw frames.
+    prior : PatternPrior, optional
+        Calibrated angles / spacing the estimation searches around.
+    phase_steps : {"equal", "free"}
+        Phase model of the estimation.
+    device : str
+        Where the reconstruction runs: "auto", "cpu" or "cuda".
+
+    Examples
+    --------
+    >>> from microsr.synthetic import simulate_sim
+    >>> data = simulate_sim(shape=(64, 64), photons=200, seed=1)
+    >>> sim = SIMReconstructor.from_settings(pixel_size_nm=data.pixel_size_nm,
+    ...                                      background=data.camera.offset_adu + data.camera.background_photons)
+    >>> params = sim.estimate(data.raw[0])
+    >>> sim.reconstruct(data.raw[0], params).shape
+    (128, 128)
+    """
+
+    otf: OTF
+    pixel_size_nm: float
+    settings: ReconstructionSettings = field(default_factory=ReconstructionSettings)
+    prior: PatternPrior | None = None
+    phase_steps: str = "equal"
+    device: str = "auto"
+
+    @classmethod
+    def from_settings(cls, *, pixel_size_nm: float, na: float = 1.35, wavelength_nm: float = 525.0,
+                      otf_path: str | Path | None = None, **options) -> SIMReconstructor:
+        """A reconstructor from the microscope's settings; ``otf_path`` (a measured OTF) wins over NA and
+        wavelength. ``options`` are the other fields, or :class:`ReconstructionSettings` fields
+        (``wiener_weight``, ``apodization``, ``apodization_cutoff``, ``background``, ...)."""
+        setting_names = set(ReconstructionSettings.__dataclass_fields__)
+        settings = ReconstructionSettings(**{k: v for k, v in options.items() if k in setting_names})
+        rest = {k: v for k, v in options.items() if k not in setting_names}
+        optics = Optics(na, wavelength_nm, str(otf_path) if otf_path else None)
+        return cls(optics.otf(pixel_size_nm), float(pixel_size_nm), settings, **rest)
+
+    @property
+    def background(self) -> float:
+        """Camera offset (+ unmodulated background) subtracted from the raw frames."""
+        return self.settings.background
+
+    def estimate(self, raw: np.ndarray, *, background: float | None = None,
+                 diagnostics: dict | None = None) -> SIMParameters:
+        """Pattern parameters of raw frames ``(A, P, Y, X)`` (or ``(T, A, P, Y, X)``, averaged first).
+
+        ``background`` overrides the settings' for this call; ``diagnostics``, if a dict, receives the
+        correlation maps the estimation figure draws.
+        """
+        return estimate_parameters(raw, self.pixel_size_nm, self.otf,
+                                   background=self.background if background is None else background,
+                                   prior=self.prior, phase_steps=self.phase_steps, diagnostics=diagnostics)
+
+    def reconstructor(self, params: SIMParameters, shape: tuple[int, int], *,
+                      background: float | None = None) -> WienerReconstructor:
+        """The Wiener filters for frames of ``shape``, built once, to be called on batches of frame sets."""
+        settings = self.settings if background is None else replace(self.settings, background=background)
+        return WienerReconstructor(params, shape, self.pixel_size_nm, self.otf, settings, self.device)
+
+    def reconstruct(self, raw: np.ndarray, params: SIMParameters, *, background: float | None = None) -> np.ndarray:
+        """The SIM image ``(2Y, 2X)`` of one frame set ``(A, P, Y, X)``, or ``(T, 2Y, 2X)`` of ``(T, A, P, Y, X)``."""
+        raw = np.asarray(raw, dtype=np.float32)
+        images = self.reconstructor(params, raw.shape[-2:], background=background)(raw).cpu().numpy()
+        return images[0] if raw.ndim == 4 else images
 
 
 def open_raw(path: str | Path, angles: int, phases: int, pixel_size_nm: float | None):
@@ -89,12 +149,22 @@ def estimate_from_stack(stack, pixel_size_nm: float, otf: OTF, *, background: fl
                         average_time_points: int = 1, prior: PatternPrior | None = None,
                         phase_steps: str = "equal", diagnostics: dict | None = None) -> SIMParameters:
     """Estimate pattern parameters from the mean of the first ``average_time_points`` (0 = all)."""
+    sim = SIMReconstructor(otf, pixel_size_nm, ReconstructionSettings(background=background), prior, phase_steps)
+    return estimate_stack(sim, stack, average_time_points=average_time_points, diagnostics=diagnostics)
+
+
+def estimate_stack(sim: SIMReconstructor, stack, *, average_time_points: int = 1,
+                   diagnostics: dict | None = None) -> SIMParameters:
+    """``sim.estimate`` on the mean of the first ``average_time_points`` of a lazy ``(T, A, P, Y, X)`` stack (0 = all).
+
+    The pattern repeats while the noise does not: averaging time points is how low-light live-cell
+    data are estimated reliably, and streaming the mean keeps one frame set in memory.
+    """
     count = len(stack) if average_time_points <= 0 else min(average_time_points, len(stack))
     mean = np.zeros(stack[0].shape, dtype=np.float64)
     for t in range(count):
         mean += _time_point(stack, t)
-    params = estimate_parameters(mean / count, pixel_size_nm, otf, background=background,
-                                 prior=prior, phase_steps=phase_steps, diagnostics=diagnostics)
+    params = sim.estimate(mean / count, diagnostics=diagnostics)
     params.quality["time_points_averaged"] = count
     return params
 
@@ -102,52 +172,74 @@ def estimate_from_stack(stack, pixel_size_nm: float, otf: OTF, *, background: fl
 def reconstruct_stack(stack, params: SIMParameters, pixel_size_nm: float, otf: OTF, output: str | Path,
                       *, settings: ReconstructionSettings, widefield_output: str | Path | None = None,
                       device: str = "auto", batch_size: int = 0, overwrite: bool = False,
-                      progress: bool = True) -> dict:
+                      progress: bool = True, figure: str | Path | None = None, figure_title: str = "") -> dict:
     """Reconstruct every time point, streaming ``batch_size`` frame sets at a time to the output(s).
 
     Memory stays bounded by one batch, whatever the length of the stack; outputs appear only
     when complete (written beside, then renamed). ``batch_size`` 0 picks 1 on a CPU (measured:
-    batching there only costs cache) and 8 on a GPU.
+    batching there only costs cache) and 8 on a GPU. ``figure``, if given, receives the first time
+    point's widefield and SIM images with their spectra.
     """
     count, angles, phases, ny, nx = stack.shape
     if (angles, phases) != (params.angles, params.phases):
         raise InputError(f"the parameters describe {params.angles} angles × {params.phases} phases but "
                          f"the data were read as {angles} × {phases}: check --angles/--phases")
-    recon = WienerReconstructor(params, (ny, nx), pixel_size_nm, otf, settings, device)
+    recon = SIMReconstructor(otf, pixel_size_nm, settings, device=device).reconstructor(params, (ny, nx))
     batch_size = batch_size if batch_size > 0 else (1 if recon.device.type == "cpu" else 8)
-    check_writable(output, overwrite)
-    if widefield_output:
-        check_writable(widefield_output, overwrite)
+    for path in (output, widefield_output, figure):
+        if path:
+            check_writable(path, overwrite)
     summary = {"output": str(output), "time_points": count,
                "output_pixel_size_nm": recon.output_pixel_size_nm,
                "widefield": str(widefield_output) if widefield_output else None}
+    first: dict = {}
+
+    def keep_first(block: np.ndarray, sr: np.ndarray) -> None:
+        if figure and not first:
+            first["widefield"] = block[0].mean(axis=(0, 1)) - settings.background
+            first["sim"] = sr[0]
+
     if count == 1:  # a single frame set: plain 2-D images, as a user expects
         block = _time_point(stack, 0)[None]
-        write_image(output, recon(block).cpu().numpy()[0], pixel_size_nm=recon.output_pixel_size_nm,
-                    axes="YX", overwrite=overwrite)
+        sr = recon(block).cpu().numpy()
+        keep_first(block, sr)
+        write_image(output, sr[0], pixel_size_nm=recon.output_pixel_size_nm, axes="YX", overwrite=overwrite)
         if widefield_output:
             write_image(widefield_output, recon.widefield(block).cpu().numpy()[0],
                         pixel_size_nm=pixel_size_nm, axes="YX", overwrite=overwrite)
-        return summary
-    sr_writer = StackWriter(output, (count, 2 * ny, 2 * nx), "float32",
-                            pixel_size_nm=recon.output_pixel_size_nm, axes="TYX", overwrite=overwrite)
-    wf_writer = (StackWriter(widefield_output, (count, ny, nx), "float32", pixel_size_nm=pixel_size_nm,
-                             axes="TYX", overwrite=overwrite) if widefield_output else None)
-    with sr_writer, (wf_writer or nullcontext()):
-        bar = tqdm(total=count, unit="frame set", desc="SIM reconstruction", disable=not progress)
-        for start in range(0, count, batch_size):
-            block = np.stack([_time_point(stack, t) for t in range(start, min(count, start + batch_size))])
-            sr_writer.write(recon(block).cpu().numpy())
-            if wf_writer is not None:
-                wf_writer.write(recon.widefield(block).cpu().numpy())
-            bar.update(len(block))
-        bar.close()
+    else:
+        sr_writer = StackWriter(output, (count, 2 * ny, 2 * nx), "float32",
+                                pixel_size_nm=recon.output_pixel_size_nm, axes="TYX", overwrite=overwrite)
+        wf_writer = (StackWriter(widefield_output, (count, ny, nx), "float32", pixel_size_nm=pixel_size_nm,
+                                 axes="TYX", overwrite=overwrite) if widefield_output else None)
+        with sr_writer, (wf_writer or nullcontext()):
+            bar = tqdm(total=count, unit="frame set", desc="SIM reconstruction", disable=not progress)
+            for start in range(0, count, batch_size):
+                block = np.stack([_time_point(stack, t) for t in range(start, min(count, start + batch_size))])
+                sr = recon(block).cpu().numpy()
+                keep_first(block, sr)
+                sr_writer.write(sr)
+                if wf_writer is not None:
+                    wf_writer.write(recon.widefield(block).cpu().numpy())
+                bar.update(len(block))
+            bar.close()
+    if figure:
+        sim_result_figure(figure, first["widefield"], first["sim"], pixel_size_nm, cutoff_per_um=otf.cutoff_per_um,
+                          title=figure_title, overwrite=overwrite)
     return summary
 
 
-def parse_prior(angles_deg: str | None, spacing_nm: float | None, window_deg: float,
-                spacing_window_percent: float) -> PatternPrior | None:
-    """A :class:`PatternPrior` from CLI text such as ``"10.5,70.4,130.6"`` (or one base angle)."""
+def parse_prior(angles_deg: str | None, spacing_nm: float | None, window_deg: float = 3.0,
+                spacing_window_percent: float = 5.0) -> PatternPrior | None:
+    """A :class:`PatternPrior` from CLI text such as ``"10.5,70.4,130.6"`` (or one base angle).
+
+    Examples
+    --------
+    >>> parse_prior("10,70,130", 200.0).spacing_nm
+    200.0
+    >>> parse_prior(None, None) is None
+    True
+    """
     if not angles_deg and not spacing_nm:
         return None
     angles = None
@@ -158,3 +250,56 @@ def parse_prior(angles_deg: str | None, spacing_nm: float | None, window_deg: fl
             raise InputError(f"--prior-angles-deg {angles_deg!r}: give comma-separated degrees, "
                              "e.g. 10.5,70.4,130.6") from None
     return PatternPrior(angles, spacing_nm, math.radians(window_deg), spacing_window_percent / 100)
+
+
+def estimate_file(raw: str | Path, json_out: str | Path, *, optics: Optics = Optics(), angles: int = 3,
+                  phases: int = 3, pixel_size_nm: float | None = None, background: str | float = "auto",
+                  average_time_points: int = 1, prior: PatternPrior | None = None, phase_steps: str = "equal",
+                  figure: str | Path | None = None, overwrite: bool = False) -> SIMParameters:
+    """``microsr sim estimate``: the pattern of a raw file to JSON, and the estimation figure (PNG).
+
+    The figure defaults to the JSON's path with ``.png``. The parameters' ``quality`` holds the pixel
+    size used and the warnings of the estimation (unreliable modulation, peaks near the cut-off).
+    """
+    json_out = Path(json_out)
+    figure = Path(figure) if figure else json_out.with_suffix(".png")
+    check_writable(json_out, overwrite)
+    check_writable(figure, overwrite)
+    stack, pixel = open_raw(raw, angles, phases, pixel_size_nm)
+    sim = SIMReconstructor(optics.otf(pixel), pixel, ReconstructionSettings(background=resolve_background(stack, background)),
+                           prior, phase_steps)
+    diagnostics: dict = {}
+    params = estimate_stack(sim, stack, average_time_points=average_time_points, diagnostics=diagnostics)
+    params.quality["pixel_size_nm"] = pixel
+    params.save(json_out)
+    estimation_figure(figure, diagnostics, params)
+    return params
+
+
+def reconstruct_file(raw: str | Path, output: str | Path, *, optics: Optics = Optics(), angles: int = 3,
+                     phases: int = 3, pixel_size_nm: float | None = None, background: str | float = "auto",
+                     params: SIMParameters | None = None, average_time_points: int = 1,
+                     phase_steps: str = "equal", wiener_weight: float = 0.05, apodization: str = "otf",
+                     apodization_cutoff: float = 1.0, widefield_output: str | Path | None = None,
+                     figure: str | Path | None = None, device: str = "auto", batch_size: int = 0,
+                     overwrite: bool = False, progress: bool = True) -> tuple[dict, SIMParameters]:
+    """``microsr sim reconstruct``: Wiener SIM of every time point of a raw file, streamed to ``output``.
+
+    The pattern is ``params`` (from ``sim estimate``) or estimated from the first
+    ``average_time_points``. Returns the summary printed by the CLI and the parameters used (their
+    ``quality["warnings"]`` say whether an estimate is to be trusted).
+    """
+    check_writable(output, overwrite)
+    if figure:
+        check_writable(figure, overwrite)
+    stack, pixel = open_raw(raw, angles, phases, pixel_size_nm)
+    settings = ReconstructionSettings(wiener_weight=wiener_weight, apodization=apodization,
+                                      apodization_cutoff=apodization_cutoff,
+                                      background=resolve_background(stack, background))
+    sim = SIMReconstructor(optics.otf(pixel), pixel, settings, phase_steps=phase_steps, device=device)
+    if params is None:
+        params = estimate_stack(sim, stack, average_time_points=average_time_points)
+    summary = reconstruct_stack(stack, params, pixel, sim.otf, output, settings=settings,
+                                widefield_output=widefield_output, device=device, batch_size=batch_size,
+                                overwrite=overwrite, progress=progress, figure=figure, figure_title=Path(raw).name)
+    return summary, params

@@ -27,7 +27,7 @@ import numpy as np
 from scipy import ndimage
 
 from microsr.errors import EstimationError, InputError
-from microsr.optics import OTF, frequency_grid
+from microsr.optics import OTF, edge_taper, frequency_grid
 from microsr.sim.parameters import Orientation, SIMParameters
 
 #: Peak-over-background ratio of the correlation map below which an estimate is not trusted.
@@ -63,18 +63,6 @@ def estimate_background(raw: np.ndarray) -> float:
     """Camera offset plus unmodulated background: a low percentile of the smoothed widefield image."""
     widefield = np.asarray(raw, dtype=np.float32).reshape(-1, *raw.shape[-2:]).mean(axis=0)
     return float(np.percentile(ndimage.gaussian_filter(widefield, 2.0), 0.5))
-
-
-def edge_taper(shape: tuple[int, int], width_fraction: float = 0.08) -> np.ndarray:
-    """Separable cosine taper to zero at the borders: stops the FFT's wrap-around edge from ringing."""
-    def taper(n: int) -> np.ndarray:
-        width = max(4, int(round(width_fraction * n)))
-        ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(width) + 0.5) / width)
-        window = np.ones(n)
-        window[:width] = ramp
-        window[n - width:] = ramp[::-1]
-        return window
-    return np.outer(taper(shape[0]), taper(shape[1]))
 
 
 def prepare_frames(raw: np.ndarray, background: float | str = "auto") -> tuple[np.ndarray, float]:

@@ -14,25 +14,11 @@ import numpy as np
 import torch
 
 from microsr.errors import InputError
-from microsr.optics import OTF, circular_pupil_otf_profile
-from microsr.sim.estimate import edge_taper
+from microsr.device import resolve_device
+from microsr.optics import OTF, circular_pupil_otf_profile, edge_taper
 from microsr.sim.parameters import SIMParameters
 
 APODIZATIONS = ("otf", "cosine", "none")
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` picks CUDA when present; asking for CUDA without one is a user error."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"--device {device} asked for, but this machine has no usable CUDA GPU: "
-                         "use --device cpu or auto")
-    if device not in ("cpu",) and not device.startswith("cuda"):
-        raise InputError(f"unknown device {device!r}: use auto, cpu or cuda")
-    return torch.device(device)
 
 
 def band_separation_matrix(phases_rad: tuple[float, ...]) -> np.ndarray:
@@ -98,7 +84,7 @@ class WienerReconstructor:
 
     Examples
     --------
-    >>> from microsr.sim.simulate import simulate_sim
+    >>> from microsr.synthetic.sim_raw import simulate_sim
     >>> from microsr.optics import ideal_otf
     >>> data = simulate_sim(shape=(64, 64), seed=0)
     >>> otf = ideal_otf(1.35, 525, camera_pixel_nm=62.6)

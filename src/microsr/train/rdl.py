@@ -6,14 +6,17 @@ import math
 from pathlib import Path
 from typing import Literal
 
-import lightning as L
 import torch
 from pydantic import Field, model_validator
+from torch.utils.data import DataLoader
 
-from microsr.train.config import NetworkRun, Strict
-from microsr.train.module import finish_step, record_losses
+from microsr.losses import rdl_loss_terms
+from microsr.models.rdl import build_network, save_network
+from microsr.train.config import NetworkRun, Strict, load_config
+from microsr.train.fit import NetworkTraining, finish_step, last_validation, run_training
+from microsr.train.rdl_data import FolderRawPairs, RawPairStream, validation_raw_pairs
 
-#: Network each task trains (see :func:`microsr.pipelines.rdl_sim.build_network`); "care" is the
+#: Network each task trains (see :func:`microsr.models.rdl.build_network`); "care" is the
 #: U-Net baseline trained on the same noisy → clean frames as the denoiser, without the pattern.
 NETWORK_OF_TASK = {"sr": "sr", "denoise": "denoiser", "care": "care"}
 
@@ -82,21 +85,17 @@ class RDLTrainConfig(NetworkRun):
         return {**self.model, **frames}
 
     def build(self) -> torch.nn.Module:
-        from microsr.pipelines.rdl_sim import build_network
+        from microsr.models.rdl import build_network
 
         return build_network(NETWORK_OF_TASK[self.task], self.hyper())
 
 
 def load_rdl_config(path: str | Path) -> RDLTrainConfig:
     """Read and validate a YAML rDL training configuration; any problem is one clear InputError."""
-    from microsr.train.config import load_config
-
     return load_config(path, RDLTrainConfig)
 
 
 def _samples(config: RDLTrainConfig, seed_offset: int):
-    from microsr.train.rdl_data import FolderRawPairs, RawPairStream
-
     data = config.data
     common = dict(task=SAMPLES_OF_TASK[config.task], patch_px=data.patch_px, angles=data.angles, phases=data.phases,
                   seed=data.seed, seed_offset=seed_offset, sr_model=data.sr_model)
@@ -108,8 +107,6 @@ def _samples(config: RDLTrainConfig, seed_offset: int):
 
 
 def _validation(config: RDLTrainConfig) -> tuple[torch.Tensor, ...]:
-    from microsr.train.rdl_data import validation_raw_pairs
-
     data = config.data
     options = dict(count=data.validation_pairs, patch_px=data.patch_px, angles=data.angles, phases=data.phases,
                    task=SAMPLES_OF_TASK[config.task], pixel_size_nm=data.pixel_size_nm, na=data.na,
@@ -119,16 +116,12 @@ def _validation(config: RDLTrainConfig) -> tuple[torch.Tensor, ...]:
     return validation_raw_pairs(specimens=data.specimens, photons=data.photons, field_px=data.field_px, **options)
 
 
-class RDLTraining(L.LightningModule):
+class RDLTraining(NetworkTraining):
     """The network of one rDL task, trained with MSE + ``ssim_weight``·(1 − SSIM) (paper 000's loss)."""
 
     def __init__(self, config: RDLTrainConfig):
-        super().__init__()
-        self.config = config
-        self.save_hyperparameters({"config": config.model_dump(mode="json")})
+        super().__init__(config)
         self.network = config.build()
-        self.register_buffer("iteration", torch.zeros((), dtype=torch.long))
-        self.validation: tuple[torch.Tensor, ...] | None = None
 
     def forward(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         if self.config.task == "sr":
@@ -137,55 +130,40 @@ class RDLTraining(L.LightningModule):
             return self.network(batch[1])  # the noisy frames only: CARE is not told the pattern
         return self.network(batch[0], batch[1])
 
-    def loss_terms(self, output: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-        from microsr.metrics.fidelity import ms_ssim_torch
-
-        # One scale (weights [1]) is the plain SSIM of the paper's loss; raw frames are ~0–1 after
-        # normalize_raw, the SIM target is 0–1.
-        ssim = ms_ssim_torch(output, target, data_range=1.0, weights=[1.0])
-        return {"mse": torch.mean((output - target) ** 2), "ssim": ssim}
-
     def configure_optimizers(self):
         return torch.optim.Adam(self.network.parameters(), lr=self.config.learning_rate, betas=(0.9, 0.999))
 
     def training_step(self, batch, batch_index):
-        output = self(batch)
-        terms = self.loss_terms(output, batch[-1])
+        terms = rdl_loss_terms(self(batch), batch[-1])
         loss = terms["mse"] + self.config.ssim_weight * (1.0 - terms["ssim"])
         self.iteration += 1
         finish_step(self, int(self.iteration), "train", loss, terms)
         return loss
 
-    @torch.no_grad()
-    def _validate(self, step: int) -> None:
-        if self.validation is None:
-            return
-        batch = tuple(t.to(self.device) for t in self.validation)
-        self.network.eval()
-        output = self(batch)
-        self.network.train()
-        terms = self.loss_terms(output, batch[-1])
-        psnr = 10 * math.log10(1.0 / max(float(terms["mse"]), 1e-12))
-        metrics = {"val_psnr": psnr, "val_ssim": float(terms["ssim"])}
-        self.log_dict(metrics, prog_bar=True)
-        record_losses(self, step, "validation", float("nan"), metrics)
+    def trained_network(self) -> torch.nn.Module:
+        return self.network
+
+    def validation_metrics(self, batch) -> dict[str, float]:
+        terms = rdl_loss_terms(self(batch), batch[-1])
+        return {"val_psnr": 10 * math.log10(1.0 / max(float(terms["mse"]), 1e-12)), "val_ssim": float(terms["ssim"])}
+
+
+def _build(config: RDLTrainConfig) -> RDLTraining:
+    module = RDLTraining(config)
+    module.validation = _validation(config)
+    return module
+
+
+def _export(module: RDLTraining, output: Path) -> Path:
+    config = module.config
+    return save_network(output / "model.pt", NETWORK_OF_TASK[config.task], module.network, config.hyper(),
+                        config.data.acquisition, iterations=int(module.iteration),
+                        validation=last_validation(output / "losses.csv"))
 
 
 def train_rdl(config: RDLTrainConfig, *, progress: bool = True) -> Path:
     """Train (or resume) one rDL network; returns the exported ``model.pt`` (copy it to sr.pt or denoiser.pt)."""
-    from torch.utils.data import DataLoader
-
-    from microsr.pipelines.rdl_sim import save_network
-    from microsr.train.run import fit, last_validation, plot_losses, prepare_output
-
-    output = prepare_output(config)
-    L.seed_everything(config.seed, workers=True, verbose=False)
-    module = RDLTraining(config)
-    module.validation = _validation(config)
-    fit(module, lambda resumes: DataLoader(_samples(config, resumes), batch_size=config.data.batch_size,
-                                           num_workers=0), config, progress=progress)
-    path = save_network(output / "model.pt", NETWORK_OF_TASK[config.task], module.network, config.hyper(),
-                        config.data.acquisition, iterations=int(module.iteration),
-                        validation=last_validation(output / "losses.csv"))
-    plot_losses(output / "losses.csv", output / "loss.png")
-    return path
+    return run_training(config, lambda: _build(config),
+                        lambda resumes: DataLoader(_samples(config, resumes), batch_size=config.data.batch_size,
+                                                   num_workers=0),
+                        _export, progress=progress)

@@ -1,7 +1,7 @@
 """Training pairs for rDL SIM: noisy and clean raw SIM frame sets, their SIM target and pattern-modulated images.
 
 Two sources give the same samples. :class:`RawPairStream` simulates them on the fly
-(:func:`microsr.sim.simulate.simulate_sim`); :class:`FolderRawPairs` reads registered low- and
+(:func:`microsr.synthetic.sim_raw.simulate_sim`); :class:`FolderRawPairs` reads registered low- and
 high-SNR raw stacks. Both yield, per sample,
 
 - task ``"sr"`` (the DFCAN that makes the first SR estimate): ``(noisy (A·P, h, w), sim_target (1, 2h, 2w))``;
@@ -24,17 +24,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import ndimage
 from torch.utils.data import IterableDataset
 
 from microsr.errors import EstimationError, InputError
 from microsr.io import read_image, to_tapyx
+from microsr.models.rdl import MIN_SCALE, estimated_modulated_images, load_network, normalize_raw
 from microsr.optics import OTF, ideal_otf
 from microsr.sim.estimate import PatternPrior, estimate_background, estimate_parameters
 from microsr.sim.modulated import modulated_images
 from microsr.sim.parameters import SIMParameters
 from microsr.sim.reconstruct import ReconstructionSettings, reconstruct
-from microsr.sim.simulate import SPECIMENS, simulate_sim
+from microsr.synthetic.sim_raw import SPECIMENS, sim_resolution_fwhm_nm, sim_target, simulate_sim
+from microsr.train.streams import worker_indices
 
 #: What a sample trains: the SR network's (raw frames → SIM image) or the denoiser's (one orientation).
 TASKS = ("sr", "denoise")
@@ -45,86 +46,9 @@ FOLDER_LAYOUT = {"train": ("train", "train_gt"), "val": ("val", "val_gt")}
 #: Raw stack files the folder reader takes.
 RAW_SUFFIXES = (".tif", ".tiff", ".mrc")
 
-#: Floor of the normalization scale: keeps an empty (all-background) set from dividing by zero.
-MIN_SCALE = 1e-6
-
-#: FWHM of the widefield (Airy) PSF in units of λ/NA.
-AIRY_FWHM_PER_WAVELENGTH_OVER_NA = 0.51
-
 # Training and validation seeds differ in parity, so no training seed can ever be a validation seed.
 _SEED_STRIDE = 1_000_003
 _OFFSET_STRIDE = 7919
-
-
-def normalize_raw(raw: np.ndarray, background: float) -> tuple[np.ndarray, float]:
-    """Background-free raw frames divided by one scale for the whole set, and that scale.
-
-    The scale is the 99.9th percentile of the widefield image (the mean of all frames) after the
-    background is subtracted, floored at :data:`MIN_SCALE`. One scale for all frames keeps the
-    phase-to-phase and orientation-to-orientation intensity differences that band separation relies
-    on; using the noisy set's scale for its clean target too means a denoiser learns intensities a
-    Wiener reconstruction can use, and ``normalized · scale`` puts a prediction back into photons.
-
-    Parameters
-    ----------
-    raw : ndarray, shape (A, P, Y, X) or (..., Y, X)
-        Raw frames of one set (camera counts); all frames share the scale.
-    background : float
-        Camera offset plus background photons (ADU), subtracted from every frame.
-
-    Returns
-    -------
-    normalized : ndarray, float32, same shape as ``raw``
-        ``(raw − background) / scale``: the widefield image's 99.9th percentile is 1.
-    scale : float
-        Photons (ADU above background) per normalized unit.
-
-    Raises
-    ------
-    InputError
-        Fewer than 3 dimensions, a non-finite background, or non-finite pixels.
-
-    Examples
-    --------
-    >>> frames, scale = normalize_raw(np.full((3, 3, 32, 32), 110.0), background=100.0)
-    >>> scale, float(frames.max())
-    (10.0, 1.0)
-    """
-    frames = np.asarray(raw, dtype=np.float32)
-    if frames.ndim < 3:
-        raise InputError(f"raw frames of shape {frames.shape} are not a set of frames: give (A, P, Y, X)")
-    background = float(background)
-    if not math.isfinite(background):
-        raise InputError(f"background {background} is not a number: give the camera offset plus background "
-                         "(ADU), e.g. from microsr.sim.estimate.estimate_background")
-    if not np.isfinite(frames).all():
-        raise InputError("raw frames contain NaN or inf: check the file or the acquisition")
-    signal = frames - np.float32(background)
-    widefield = signal.reshape(-1, *signal.shape[-2:]).mean(axis=0)
-    scale = max(float(np.percentile(widefield, 99.9)), MIN_SCALE)
-    return (signal / np.float32(scale)).astype(np.float32), scale
-
-
-def sim_resolution_fwhm_nm(na: float, wavelength_nm: float, pattern_fraction_of_cutoff: float) -> float:
-    """FWHM of the PSF of an ideal linear SIM: the widefield Airy FWHM shrunk by the support extension.
-
-    The SIM OTF reaches ``k_c + |k| = (1 + f) k_c`` for a pattern at ``f`` times the cut-off
-    ``k_c = 2NA/λ``, so its PSF is the widefield PSF (FWHM ``0.51 λ/NA``) narrowed ``1 + f`` times:
-    ``0.51 λ / (NA (1 + f))``, about ``λ / (2 · 2NA)``. For NA 1.35, 525 nm and ``f = 0.92``: 103 nm.
-    """
-    return AIRY_FWHM_PER_WAVELENGTH_OVER_NA * wavelength_nm / na / (1.0 + pattern_fraction_of_cutoff)
-
-
-def sim_target(ground_truth: np.ndarray, pixel_size_nm: float, fwhm_nm: float) -> np.ndarray:
-    """Ground truth blurred to what an ideal SIM resolves (Gaussian of ``fwhm_nm``), normalized to max 1.
-
-    A Gaussian of the SIM PSF's FWHM (:func:`sim_resolution_fwhm_nm`) rather than the ideal SIM
-    OTF itself: the target then has no ringing, and the SR network is asked for what SIM can
-    deliver, not for detail beyond its support that it could only invent.
-    """
-    sigma_px = fwhm_nm / (2.0 * math.sqrt(2.0 * math.log(2.0))) / pixel_size_nm
-    blurred = ndimage.gaussian_filter(np.asarray(ground_truth, dtype=np.float64), sigma_px, mode="reflect")
-    return (blurred / max(float(blurred.max()), MIN_SCALE)).astype(np.float32)
 
 
 @dataclass
@@ -134,7 +58,7 @@ class RawPair:
     Attributes
     ----------
     noisy : ndarray, float32, shape (A, P, Y, X)
-        Noisy raw frames, background-free, divided by ``scale`` (:func:`normalize_raw`).
+        Noisy raw frames, background-free, divided by ``scale`` (:func:`microsr.models.rdl.normalize_raw`).
     clean : ndarray, float32, shape (A, P, Y, X)
         Noise-free (simulated) or high-SNR (measured, exposure-matched) frames of the same specimen,
         divided by the same ``scale``: the denoiser's target.
@@ -201,20 +125,16 @@ def _simulated_pair(*, specimen: str, photons: float, shape: tuple[int, int], an
 @functools.lru_cache(maxsize=4)
 def _sr_network(path: str) -> torch.nn.Module:
     """A trained SR network (``microsr rdl train``, task sr), loaded once per process."""
-    from microsr.pipelines.rdl_sim import load_network
-
     return load_network(path, "sr")[0]
 
 
 def with_estimated_modulation(pair: RawPair, sr_model: str | Path, otf: OTF) -> RawPair:
     """``pair`` with its pattern-modulated images made from an SR network's estimate of its noisy frames.
 
-    This is how the denoiser meets them at prediction (:func:`microsr.pipelines.rdl_sim.estimated_modulated_images`).
+    This is how the denoiser meets them at prediction (:func:`microsr.models.rdl.estimated_modulated_images`).
     Trained on modulated images of the ground truth instead, a denoiser learns to copy them, and at
     prediction copies the SR estimate's errors into the raw frames.
     """
-    from microsr.pipelines.rdl_sim import estimated_modulated_images
-
     _, modulated = estimated_modulated_images(_sr_network(str(sr_model)), pair.noisy, pair.params,
                                               pair.pixel_size_nm, otf)
     return dataclasses.replace(pair, modulated=modulated)
@@ -228,7 +148,7 @@ def simulated_raw_pair(*, specimen: str = "filaments", photons: float, shape: tu
     Parameters
     ----------
     specimen : {"filaments", "pits", "network"}
-        Specimen kind (:func:`microsr.sim.simulate.simulate_sim`).
+        Specimen kind (:func:`microsr.synthetic.sim_raw.simulate_sim`).
     photons : float
         Expected photons at the brightest pixel of the noise-free widefield image: sets the SNR.
     shape : (int, int)
@@ -421,13 +341,8 @@ class RawPairStream(IterableDataset):
         return training_seed(self.seed, self.seed_offset, index)
 
     def __iter__(self):
-        info = torch.utils.data.get_worker_info()
-        worker = info.id if info else 0
-        workers = info.num_workers if info else 1
-        index = worker
-        while True:
+        for index in worker_indices():
             yield from self.simulation.samples(self.seed_for(index), self.patches_per_field)
-            index += workers
 
 
 def _read_stack(path: Path, angles: int, phases: int) -> tuple[np.ndarray, float | None]:
@@ -449,7 +364,7 @@ def raw_pairs_from_files(noisy_path: str | Path, gt_path: str | Path, *, angles:
     The pattern parameters are estimated from the high-SNR stack (all its time points together).
     The high-SNR stack was taken with a longer exposure or more light, so after background
     subtraction it is scaled to the low-SNR set's mean and then divided by the low-SNR set's
-    :func:`normalize_raw` scale: ``clean`` and ``noisy`` share units. The SIM target is the Wiener
+    :func:`microsr.models.rdl.normalize_raw` scale: ``clean`` and ``noisy`` share units. The SIM target is the Wiener
     reconstruction of the high-SNR stack (max 1); the pattern-modulated images are that
     reconstruction under the estimated patterns, each orientation scaled to the mean of its
     ``clean`` frames (the Wiener filter's gain is not exactly 1, and real orientations differ in

@@ -6,18 +6,18 @@ import math
 from pathlib import Path
 from typing import Literal
 
-import lightning as L
 import torch
 from pydantic import Field
+from torch.utils.data import DataLoader
 
-from microsr.train.config import NetworkRun
-from microsr.train.module import finish_step, record_losses
+from microsr.losses import sis_loss, tis_loss
+from microsr.models.selfsup import build_network, save_network
+from microsr.train.config import NetworkRun, load_config
+from microsr.train.fit import NetworkTraining, finish_step, last_validation, run_training
+from microsr.train.selfsup_data import SelfSupervisedPatches
 
 #: Learning rate at the end of a cosine schedule, as a fraction of the starting one.
 FINAL_LR_FRACTION = 0.01
-
-#: Format tag of an exported self-supervised denoiser (``torch.save`` dict).
-SELFSUP_MODEL_FORMAT = "microsr-selfsup-1"
 
 
 class SelfSupConfig(NetworkRun):
@@ -45,28 +45,20 @@ class SelfSupConfig(NetworkRun):
     validation_patches: int = Field(4, ge=1)
 
     def build(self) -> torch.nn.Module:
-        from microsr.nets import RCAN3D
-
-        return RCAN3D(**self.model)
+        return build_network(self.model)
 
 
 def load_selfsup_config(path: str | Path | None, **overrides) -> SelfSupConfig:
     """A validated configuration from a YAML file (or none) and ``overrides`` (``None`` ignored); one InputError."""
-    from microsr.train.config import load_config
-
     return load_config(path, SelfSupConfig, overrides)
 
 
-class SelfSupTraining(L.LightningModule):
+class SelfSupTraining(NetworkTraining):
     """RCAN3D trained on interleaved pairs of the noisy stack: :func:`tis_loss` or :func:`sis_loss`, each with GAR."""
 
     def __init__(self, config: SelfSupConfig):
-        super().__init__()
-        self.config = config
-        self.save_hyperparameters({"config": config.model_dump(mode="json")})
+        super().__init__(config)
         self.network = config.build()
-        self.register_buffer("iteration", torch.zeros((), dtype=torch.long))
-        self.validation: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def gar_weight(self) -> float:
         """GAR's weight now: ramped linearly from 0 over the first half of training, while the network's own
@@ -75,7 +67,7 @@ class SelfSupTraining(L.LightningModule):
         return self.config.gar_weight * min(1.0, int(self.iteration) / ramp)
 
     def loss(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        from microsr.train.selfsup_data import sis_loss, tis_loss
+        from microsr.losses import sis_loss, tis_loss
 
         if self.config.mode == "sis":
             return sis_loss(self.network, source, target, gar_weight=self.gar_weight())
@@ -101,20 +93,14 @@ class SelfSupTraining(L.LightningModule):
         finish_step(self, int(self.iteration), "train", loss, {self.config.mode: loss})
         return loss
 
-    @torch.no_grad()
-    def _validate(self, step: int) -> None:
-        if self.validation is None:
-            return
-        self.network.eval()
-        value = float(self.loss(*(t.to(self.device) for t in self.validation)))
-        self.network.train()
-        self.log("val_loss", value, prog_bar=True)
-        record_losses(self, step, "validation", float("nan"), {"val_loss": value})
+    def trained_network(self) -> torch.nn.Module:
+        return self.network
+
+    def validation_metrics(self, batch) -> dict[str, float]:
+        return {"val_loss": float(self.loss(*batch))}
 
 
 def _patches(config: SelfSupConfig, seed: int, seed_offset: int = 0):
-    from microsr.train.selfsup_data import SelfSupervisedPatches
-
     return SelfSupervisedPatches(config.stack, mode=config.mode, patch_size=config.patch_size,
                                  min_foreground_fraction=config.min_foreground_fraction, seed=seed,
                                  seed_offset=seed_offset)
@@ -132,26 +118,23 @@ def train_selfsup(config: SelfSupConfig, *, progress: bool = True, patches=None)
     then only chooses the loss: "tis" with ``gar_weight`` 0 is plain MSE.
 
     The exported file keeps the stack's normalization (``background``, ``scale``) for reference;
-    prediction measures its own input the same way (:func:`microsr.pipelines.selfsup.stack_normalization`).
+    prediction measures its own input the same way (:func:`microsr.models.selfsup.probe_normalization`).
     """
-    from torch.utils.data import DataLoader
-
-    from microsr.train.run import fit, last_validation, plot_losses, prepare_output
-
-    output = prepare_output(config)
-    L.seed_everything(config.seed, workers=True, verbose=False)
-    module = SelfSupTraining(config)
     patches = patches or (lambda seed, seed_offset=0: _patches(config, seed, seed_offset))
     validation = patches(config.seed + 1_000_003, 0)
-    samples = [sample for sample, _ in zip(validation, range(config.validation_patches))]
-    module.validation = tuple(torch.stack(column) for column in zip(*samples))
-    fit(module, lambda resumes: DataLoader(patches(config.seed, resumes), batch_size=config.batch_size,
-                                           num_workers=0), config, progress=progress)
-    path = output / "model.pt"
-    torch.save({"format": SELFSUP_MODEL_FORMAT, "network": "rcan3d", "mode": config.mode, "model": config.model,
-                "patch_size": list(config.patch_size), "iterations": int(module.iteration),
-                "validation": last_validation(output / "losses.csv"),
-                "normalization": {"background": float(validation.background), "scale": float(validation.scale)},
-                "state_dict": module.network.state_dict()}, path)
-    plot_losses(output / "losses.csv", output / "loss.png")
-    return path
+
+    def build() -> SelfSupTraining:
+        module = SelfSupTraining(config)
+        samples = [sample for sample, _ in zip(validation, range(config.validation_patches))]
+        module.validation = tuple(torch.stack(column) for column in zip(*samples))
+        return module
+
+    def export(module: SelfSupTraining, output: Path) -> Path:
+        return save_network(output / "model.pt", module.network, mode=config.mode, hyper=config.model,
+                            patch_size=config.patch_size, iterations=int(module.iteration),
+                            validation=last_validation(output / "losses.csv"),
+                            normalization={"background": validation.background, "scale": validation.scale})
+
+    return run_training(config, build, lambda resumes: DataLoader(patches(config.seed, resumes),
+                                                                  batch_size=config.batch_size, num_workers=0),
+                        export, progress=progress)

@@ -1,16 +1,18 @@
-"""A complete simulated 2-D SIM acquisition with known truth: specimen, patterns, optics, camera."""
+"""A complete simulated 2-D SIM acquisition with known truth (specimen, patterns, optics, camera) and its SIM-resolution target."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import ndimage
 
 from microsr.errors import InputError
 from microsr.optics import OTF, ideal_otf
 from microsr.sim.parameters import SIMParameters
 from microsr.sim.pattern import Camera, add_camera_noise, forward_model, random_parameters, widefield_model
-from microsr.synthetic import filaments_and_dots, polymer_chains, rings
+from microsr.synthetic.specimens import filaments_and_dots, polymer_chains, rings
 
 #: Specimens :func:`simulate_sim` can image: microtubule-like filaments with vesicle-like dots,
 #: clathrin-coated-pit-like hollow rings with dots, and a dense filament network.
@@ -21,6 +23,12 @@ SPECIMENS = ("filaments", "pits", "network")
 _PITS_PER_UM2 = 0.6
 _NETWORK_UM_PER_UM2 = 5.0
 _LINE_WIDTH_NM = 25.0  # microtubule and clathrin coat are both ~25 nm across
+
+#: FWHM of the widefield (Airy) PSF in units of λ/NA.
+AIRY_FWHM_PER_WAVELENGTH_OVER_NA = 0.51
+
+# Floor of the target's maximum: an empty field stays zero rather than dividing by zero.
+_MIN_PEAK = 1e-6
 
 
 @dataclass
@@ -146,3 +154,25 @@ def simulate_sim(*, shape: tuple[int, int] = (256, 256), pixel_size_nm: float = 
     return SimulatedSIM(raw=raw, raw_clean=raw_clean, ground_truth=truth.astype(np.float32),
                         widefield=widefield.astype(np.float32), params=params,
                         pixel_size_nm=pixel_size_nm, camera=camera, settings=settings)
+
+
+def sim_resolution_fwhm_nm(na: float, wavelength_nm: float, pattern_fraction_of_cutoff: float) -> float:
+    """FWHM of the PSF of an ideal linear SIM: the widefield Airy FWHM shrunk by the support extension.
+
+    The SIM OTF reaches ``k_c + |k| = (1 + f) k_c`` for a pattern at ``f`` times the cut-off
+    ``k_c = 2NA/λ``, so its PSF is the widefield PSF (FWHM ``0.51 λ/NA``) narrowed ``1 + f`` times:
+    ``0.51 λ / (NA (1 + f))``, about ``λ / (2 · 2NA)``. For NA 1.35, 525 nm and ``f = 0.92``: 103 nm.
+    """
+    return AIRY_FWHM_PER_WAVELENGTH_OVER_NA * wavelength_nm / na / (1.0 + pattern_fraction_of_cutoff)
+
+
+def sim_target(ground_truth: np.ndarray, pixel_size_nm: float, fwhm_nm: float) -> np.ndarray:
+    """Ground truth blurred to what an ideal SIM resolves (Gaussian of ``fwhm_nm``), normalized to max 1.
+
+    A Gaussian of the SIM PSF's FWHM (:func:`sim_resolution_fwhm_nm`) rather than the ideal SIM
+    OTF itself: the target then has no ringing, and the SR network is asked for what SIM can
+    deliver, not for detail beyond its support that it could only invent.
+    """
+    sigma_px = fwhm_nm / (2.0 * math.sqrt(2.0 * math.log(2.0))) / pixel_size_nm
+    blurred = ndimage.gaussian_filter(np.asarray(ground_truth, dtype=np.float64), sigma_px, mode="reflect")
+    return (blurred / max(float(blurred.max()), _MIN_PEAK)).astype(np.float32)

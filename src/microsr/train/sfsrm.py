@@ -1,27 +1,24 @@
-"""The Lightning module that trains one SFSRM network (SEN or SRN) through the paper's loss stages."""
+"""SFSRM training: the Lightning module that trains one network (SEN or SRN) through the paper's loss stages, and the run."""
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
-import lightning as L
 import torch
+from torch.utils.data import DataLoader
 
-from microsr.train.config import TrainConfig
+from microsr.losses import (FrequencyLoss, MSSSIML1Loss, PerceptualLoss, discriminator_loss,
+                            generator_adversarial_loss, ms_ssim_torch)
+from microsr.models.sfsrm import build_generator, network_inputs, save_generator
+from microsr.nets import UNetDiscriminator
+from microsr.train.config import load_config
+from microsr.train.fit import NetworkTraining, finish_step, last_validation, log, run_training
+from microsr.train.sfsrm_config import TrainConfig
+from microsr.train.sfsrm_data import FolderPatches, SimulatorPatches, validation_pairs
 
 
-def network_inputs(images: torch.Tensor, network: str) -> torch.Tensor:
-    """SEN sees the image; SRN sees the image and its radial-symmetry edge map (paper 003, Fig. 1a)."""
-    if network == "sen":
-        return images
-    from microsr.edges import edge_map_torch
-
-    return torch.cat([images, edge_map_torch(images)], dim=1)
-
-
-class SFSRMTraining(L.LightningModule):
+class SFSRMTraining(NetworkTraining):
     """Generator (+ discriminator when a stage asks for the adversarial loss), trained stage by stage.
 
     Optimization is manual: a GAN step updates two networks, and the learning rate and loss
@@ -30,24 +27,16 @@ class SFSRMTraining(L.LightningModule):
     """
 
     def __init__(self, config: TrainConfig):
-        super().__init__()
-        from microsr.losses import FrequencyLoss, MSSSIML1Loss, PerceptualLoss
-        from microsr.nets import RRDBNet, UNetDiscriminator
-
-        self.config = config
-        self.save_hyperparameters({"config": config.model_dump(mode="json")})
+        super().__init__(config)
         self.automatic_optimization = False
         model = config.model
-        self.generator = RRDBNet(1 if config.network == "sen" else 2, 1, model.features, model.blocks,
-                                 model.growth, model.scale)
+        self.generator = build_generator(config.network, model.model_dump())
         weights = {name for stage in config.stages for name, w in stage.losses.items() if w > 0}
         self.discriminator = UNetDiscriminator(1, max(16, model.features)) if "adversarial" in weights else None
         self.content_loss = MSSSIML1Loss(alpha=0.84)
         # Kept out of the module's registry: its 20 M fixed VGG weights would add ~80 MB to every checkpoint.
         self._frozen = [PerceptualLoss(config.perceptual_weights)] if "perceptual" in weights else []
         self.frequency_loss = FrequencyLoss("full") if "frequency" in weights else None
-        self.register_buffer("iteration", torch.zeros((), dtype=torch.long))
-        self.validation: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
     def perceptual_loss(self):
@@ -68,8 +57,6 @@ class SFSRMTraining(L.LightningModule):
         return self.generator(network_inputs(images, self.config.network))
 
     def training_step(self, batch, batch_index):
-        from microsr.losses import discriminator_loss, generator_adversarial_loss
-
         step = int(self.iteration)
         stage = self.config.stage_at(step)
         optimizers = self.optimizers()
@@ -107,47 +94,53 @@ class SFSRMTraining(L.LightningModule):
         finish_step(self, step + 1, stage.name, loss, terms)
         return loss
 
-    @torch.no_grad()
-    def _validate(self, step: int) -> None:
-        from microsr.metrics.fidelity import ms_ssim_torch
+    def trained_network(self) -> torch.nn.Module:
+        return self.generator
 
-        if self.validation is None:
-            return
-        images, targets = (t.to(self.device) for t in self.validation)
-        self.generator.eval()
+    def validation_metrics(self, batch) -> dict[str, float]:
+        images, targets = batch
         output = self(images).clamp(0, 1)
-        self.generator.train()
         ms_ssim = float(ms_ssim_torch(output, targets.clamp(0, 1)))
         mse = float(torch.mean((output - targets.clamp(0, 1)) ** 2))
-        psnr = 10 * math.log10(1.0 / max(mse, 1e-12))
-        self.log_dict({"val_ms_ssim": ms_ssim, "val_psnr": psnr}, prog_bar=True)
-        record_losses(self, step, "validation", float("nan"), {"val_ms_ssim": ms_ssim, "val_psnr": psnr})
+        return {"val_ms_ssim": ms_ssim, "val_psnr": 10 * math.log10(1.0 / max(mse, 1e-12))}
 
 
-
-def finish_step(module, step: int, stage: str, loss: torch.Tensor, terms: dict) -> None:
-    """What every trainer does after training step ``step``: log the loss, keep it and its ``terms``
-    (tensors) in ``losses.csv``, call ``module._validate(step)`` when due, and stop after the last one."""
-    module.log("loss", loss.detach(), prog_bar=True)
-    record_losses(module, step, stage, float(loss.detach()), {k: float(v.detach()) for k, v in terms.items()})
-    if step % module.config.validate_every == 0 or step == module.config.total_iterations:
-        module._validate(step)
-    if step >= module.config.total_iterations:
-        module.trainer.should_stop = True
+def load_sfsrm_config(path: str | Path) -> TrainConfig:
+    """Read and validate a YAML SFSRM training configuration; any problem is one clear InputError."""
+    return load_config(path, TrainConfig)
 
 
-def record_losses(module, step: int, stage: str, loss: float, terms: dict) -> None:
-    """Append one step of a training module to its run's ``losses.csv`` (only the main process writes)."""
-    if module.trainer is not None and module.trainer.is_global_zero:
-        append_losses(Path(module.config.output_dir) / "losses.csv", step, stage, loss, terms)
+def _loader(config: TrainConfig, seed_offset: int) -> DataLoader:
+    scale = config.model.scale
+    dataset = (FolderPatches(config.data, scale, seed_offset) if config.data.source == "folder"
+               else SimulatorPatches(config.data, scale, config.network, seed_offset))
+    return DataLoader(dataset, batch_size=config.data.batch_size, num_workers=0)
 
 
-def append_losses(path: Path, step: int, stage: str, loss: float, terms: dict) -> None:
-    """Append to ``losses.csv``: a file, so the history survives a killed and resumed run."""
-    new = not path.exists()
-    with open(path, "a", newline="") as handle:
-        writer = csv.writer(handle)
-        if new:
-            writer.writerow(["iteration", "stage", "loss", "term", "value"])
-        for name, value in terms.items():
-            writer.writerow([step, stage, loss, name, value])
+def _build(config: TrainConfig) -> SFSRMTraining:
+    module = SFSRMTraining(config)
+    if module.perceptual_loss is not None:
+        log.warning("perceptual loss features: %s", module.perceptual_loss.source)
+        (Path(config.output_dir) / "perceptual_features.txt").write_text(module.perceptual_loss.source + "\n")
+    module.validation = validation_pairs(config.data, config.model.scale, config.network)
+    return module
+
+
+def _export(module: SFSRMTraining, output: Path) -> Path:
+    """The generator and what a user needs to apply it correctly (small: no optimizer state)."""
+    config = module.config
+    return save_generator(output / "model.pt", config.network, module.generator, config.model.model_dump(),
+                          lr_pixel_nm=config.data.lr_pixel_nm, fwhm_nm=config.data.fwhm_nm,
+                          pre_upsample=config.data.pre_upsample, iterations=int(module.iteration),
+                          validation=last_validation(output / "losses.csv"))
+
+
+def train_sfsrm(config: TrainConfig, *, progress: bool = True) -> Path:
+    """Train (or resume) the run in ``config.output_dir``; returns the exported ``model.pt``.
+
+    A run killed at any point resumes from ``checkpoints/last.ckpt`` when started again with the
+    same configuration. ``devices``/``accelerator``/``strategy`` go to Lightning unchanged, so
+    ``strategy: ddp`` with several devices scales across GPUs.
+    """
+    return run_training(config, lambda: _build(config), lambda resumes: _loader(config, seed_offset=resumes),
+                        _export, progress=progress)

@@ -9,17 +9,15 @@ import torch
 from torch.utils.data import IterableDataset
 
 from microsr.errors import InputError
+from microsr.io import read_image
+from microsr.models.sfsrm import normalize_input
 from microsr.resample import bicubic_upsample
-from microsr.train.config import DataConfig
+from microsr.synthetic import training_pair
+from microsr.train.sfsrm_config import DataConfig
+from microsr.train.streams import worker_indices
 
 #: A high-SNR twin of each noisy simulated input: the denoiser's (SEN's) target.
 CLEAN_SNR = 200.0
-
-
-def normalize_input(image: np.ndarray, low: float = 0.1, high: float = 99.9) -> np.ndarray:
-    """Percentile min–max normalization used for every network input, in training and prediction alike."""
-    lo, hi = np.percentile(image, [low, high])
-    return ((image - lo) / max(hi - lo, 1e-6)).astype(np.float32)
 
 
 def total_scale(config: DataConfig, scale: int) -> int:
@@ -29,8 +27,6 @@ def total_scale(config: DataConfig, scale: int) -> int:
 
 def simulated_pair(config: DataConfig, scale: int, network: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """One (input, target) pair: SEN maps noisy LR to clean LR, SRN maps LR to HR (``scale``×)."""
-    from microsr.synthetic import training_pair
-
     rng = np.random.default_rng(seed)
     snr = float(np.exp(rng.uniform(np.log(config.snr[0]), np.log(config.snr[1]))))
     common = dict(kind=config.kind, scale=max(total_scale(config, scale), 1), lr_patch_px=config.lr_patch_px,
@@ -52,23 +48,16 @@ class SimulatorPatches(IterableDataset):
         self.seed_offset = seed_offset
 
     def __iter__(self):
-        info = torch.utils.data.get_worker_info()
-        worker = info.id if info else 0
-        workers = info.num_workers if info else 1
-        index = worker
-        while True:
+        for index in worker_indices():
             seed = self.config.seed * 1_000_003 + self.seed_offset * 7919 + index
             lr, target = simulated_pair(self.config, self.scale, self.network, seed)
             yield torch.from_numpy(lr)[None], torch.from_numpy(target)[None]
-            index += workers
 
 
 class FolderPatches(IterableDataset):
     """Random patches from registered pairs: ``lr_dir/NAME`` and ``hr_dir/NAME`` (HR = scale × LR)."""
 
     def __init__(self, config: DataConfig, scale: int, seed_offset: int = 0):
-        from microsr.io import read_image
-
         scale = total_scale(config, scale)
         folder = config.folder
         names = sorted(p.name for p in Path(folder.lr_dir).glob("*.tif*"))

@@ -1,0 +1,214 @@
+"""rDL SIM's model: the SR-estimate DFCAN and the rDL denoiser, their file format, normalization and acquisition check.
+
+An rDL SIM model is a folder with ``sr.pt`` (DFCAN: raw frames → first SR estimate) and
+``denoiser.pt`` (the two-branch denoiser fed the pattern-modulated images of that estimate), both
+trained for one acquisition (orientations, phases, pixel size, NA, wavelength), and optionally
+``care.pt``, the CARE-style U-Net baseline. Training (:mod:`microsr.train.rdl`) writes these files
+with :func:`save_network`; prediction (:class:`microsr.pipelines.rdl_sim.RDLSIM`) loads them with
+:meth:`RDLModel.from_pretrained`. :func:`normalize_raw` and :func:`estimated_modulated_images` are
+shared by both, so the denoiser learns on exactly what prediction gives it.
+
+References
+----------
+.. [1] C. Qiao et al., "Rationalized deep learning super-resolution microscopy for sustained live
+       imaging of rapid subcellular processes" (rDL SIM), Nat. Biotechnol. 41, 367-377 (2023).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from microsr.device import resolve_device
+from microsr.errors import InputError
+from microsr.io import check_finite
+from microsr.models import serialize
+from microsr.models.checks import check_pixel_size
+from microsr.models.shipped import model_folder
+from microsr.nets import DFCAN, RDLDenoiser, UNet
+from microsr.optics import OTF, ideal_otf
+from microsr.sim.modulated import modulated_images
+from microsr.sim.parameters import SIMParameters
+from microsr.tiling import predict_tiled
+
+#: The networks of an rDL model folder, by file name (care.pt, the baseline, is optional).
+NETWORK_FILES = {"sr": "sr.pt", "denoiser": "denoiser.pt", "care": "care.pt"}
+
+#: The shipped model ``from_pretrained`` loads when given no name.
+DEFAULT_MODEL = "tirf-sim-3x3"
+
+#: Floor of the normalization scale: keeps an empty (all-background) set from dividing by zero.
+MIN_SCALE = 1e-6
+
+
+def build_network(kind: str, hyper: dict) -> torch.nn.Module:
+    """An untrained network of ``kind`` from its hyper-parameters.
+
+    "sr": DFCAN (raw frames → SR estimate); "denoiser": the rDL denoiser; "care": the CARE-style
+    U-Net baseline that denoises one orientation's frames without being told the pattern.
+    """
+    if kind == "sr":
+        return DFCAN(**hyper)
+    if kind == "denoiser":
+        return RDLDenoiser(**hyper)
+    if kind == "care":
+        return UNet(**hyper)
+    raise InputError(f"unknown rDL network kind {kind!r}: use 'sr', 'denoiser' or 'care'")
+
+
+def save_network(path: str | Path, kind: str, network: torch.nn.Module, hyper: dict, acquisition: dict,
+                 **info) -> Path:
+    """Export one rDL network with what a user needs to apply it: hyper-parameters and the acquisition."""
+    return serialize.save_network(path, "rdl", network, network=kind, model=dict(hyper), acquisition=dict(acquisition),
+                                  **info)
+
+
+def load_network(path: str | Path, kind: str) -> tuple[torch.nn.Module, dict]:
+    """An exported rDL network as (module in eval mode, its info), or one clear InputError."""
+    network, info = serialize.load_network(path, "rdl", lambda saved: build_network(saved["network"], saved["model"]),
+                                           missing_hint="train one with 'microsr rdl train'")
+    if info["network"] != kind:
+        raise InputError(f"{path} holds an rDL {info['network']} network, not the {kind} network")
+    return network, info
+
+
+def normalize_raw(raw: np.ndarray, background: float) -> tuple[np.ndarray, float]:
+    """Background-free raw frames divided by one scale for the whole set, and that scale.
+
+    The scale is the 99.9th percentile of the widefield image (the mean of all frames) after the
+    background is subtracted, floored at :data:`MIN_SCALE`. One scale for all frames keeps the
+    phase-to-phase and orientation-to-orientation intensity differences that band separation relies
+    on; using the noisy set's scale for its clean target too means a denoiser learns intensities a
+    Wiener reconstruction can use, and ``normalized · scale`` puts a prediction back into photons.
+
+    Parameters
+    ----------
+    raw : ndarray, shape (A, P, Y, X) or (..., Y, X)
+        Raw frames of one set (camera counts); all frames share the scale.
+    background : float
+        Camera offset plus background photons (ADU), subtracted from every frame.
+
+    Returns
+    -------
+    normalized : ndarray, float32, same shape as ``raw``
+        ``(raw − background) / scale``: the widefield image's 99.9th percentile is 1.
+    scale : float
+        Photons (ADU above background) per normalized unit.
+
+    Raises
+    ------
+    InputError
+        Fewer than 3 dimensions, a non-finite background, or non-finite pixels.
+
+    Examples
+    --------
+    >>> frames, scale = normalize_raw(np.full((3, 3, 32, 32), 110.0), background=100.0)
+    >>> scale, float(frames.max())
+    (10.0, 1.0)
+    """
+    frames = np.asarray(raw, dtype=np.float32)
+    if frames.ndim < 3:
+        raise InputError(f"raw frames of shape {frames.shape} are not a set of frames: give (A, P, Y, X)")
+    background = float(background)
+    if not math.isfinite(background):
+        raise InputError(f"background {background} is not a number: give the camera offset plus background "
+                         "(ADU), e.g. from microsr.sim.estimate.estimate_background")
+    if not np.isfinite(frames).all():
+        raise InputError("raw frames contain NaN or inf: check the file or the acquisition")
+    signal = frames - np.float32(background)
+    widefield = signal.reshape(-1, *signal.shape[-2:]).mean(axis=0)
+    scale = max(float(np.percentile(widefield, 99.9)), MIN_SCALE)
+    return (signal / np.float32(scale)).astype(np.float32), scale
+
+
+@torch.no_grad()
+def estimated_modulated_images(sr_network, normalized: np.ndarray, params: SIMParameters, pixel_size_nm: float,
+                               otf: OTF, *, device="cpu", tile_px: int | None = None,
+                               overlap_px: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """The SR network's estimate of normalized raw frames ``(A, P, Y, X)`` and its pattern-modulated images.
+
+    Returns ``(sr_estimate (2Y, 2X), modulated (A, P, Y, X))``. The SR estimate is 0–1 with an unknown
+    gain, so the modulated images are matched to the noisy frames' intensity by least squares: both
+    branches of the denoiser then see the same units. Prediction and denoiser training both call this,
+    so the denoiser learns on exactly the modulated images it will be given.
+    """
+    angles, phases = normalized.shape[:2]
+    flat = normalized.reshape(angles * phases, *normalized.shape[2:])
+    sr_estimate = predict_tiled(sr_network, flat, scale=2, tile_px=tile_px, overlap_px=overlap_px, device=device,
+                                channels=angles * phases)[0]
+    modulated = modulated_images(sr_estimate, params, pixel_size_nm, otf)
+    gain = float(np.sum(modulated * normalized) / max(float(np.sum(modulated * modulated)), 1e-12))
+    return sr_estimate, (modulated * gain).astype(np.float32)
+
+
+class RDLModel:
+    """A trained rDL SIM model: SR-estimate network (DFCAN) and rDL denoiser on a device, with their acquisition.
+
+    Parameters
+    ----------
+    sr_network, denoiser : torch.nn.Module
+        The two networks (:func:`build_network` "sr" and "denoiser").
+    info : dict
+        What the denoiser's file says besides the weights; ``info["acquisition"]`` holds ``angles``,
+        ``phases``, ``pixel_size_nm``, ``na`` and ``wavelength_nm``.
+    otf : OTF
+        The OTF prediction reconstructs with (a measured one, or the ideal one of the acquisition).
+    device : str
+        "auto", "cpu" or "cuda".
+    """
+
+    def __init__(self, sr_network, denoiser, info: dict, otf: OTF, device: str = "auto"):
+        self.device = resolve_device(device)
+        self.sr_network = sr_network.to(self.device)
+        self.denoiser = denoiser.to(self.device)
+        self.info = info
+        self.otf = otf
+
+    @property
+    def acquisition(self) -> dict:
+        """Orientations, phases, pixel size, NA and wavelength the networks were trained for."""
+        return self.info["acquisition"]
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path = DEFAULT_MODEL, device: str = "auto", *,
+                        otf: OTF | None = None):
+        """A shipped model by name (e.g. "tirf-sim-3x3"), or a folder with ``sr.pt`` and ``denoiser.pt``.
+
+        The OTF defaults to the ideal one of the acquisition the model was trained for.
+
+        Examples
+        --------
+        >>> model = RDLModel.from_pretrained("tirf-sim-3x3", device="cpu")
+        >>> model.acquisition["angles"], model.acquisition["phases"], model.acquisition["pixel_size_nm"]
+        (3, 3, 62.6)
+        """
+        folder = model_folder(name_or_path, "rdl")
+        if not folder.is_dir():
+            raise InputError(f"rDL model folder {folder} is not a folder: give a folder with sr.pt and denoiser.pt")
+        sr_network, sr_info = load_network(folder / NETWORK_FILES["sr"], "sr")
+        denoiser, info = load_network(folder / NETWORK_FILES["denoiser"], "denoiser")
+        if sr_info["acquisition"] != info["acquisition"]:
+            raise InputError(f"{folder}: sr.pt and denoiser.pt were trained for different acquisitions "
+                             f"({sr_info['acquisition']} vs {info['acquisition']})")
+        acquisition = info["acquisition"]
+        otf = otf or ideal_otf(acquisition["na"], acquisition["wavelength_nm"],
+                               camera_pixel_nm=acquisition["pixel_size_nm"])
+        return cls(sr_network, denoiser, info, otf, device)
+
+    def check_raw(self, raw, pixel_size_nm: float | None) -> np.ndarray:
+        """Raw frames as (A, P, Y, X) float32 for this model, or a clear error; the pixel size is checked
+        by :func:`~microsr.models.checks.check_pixel_size`."""
+        angles, phases = self.acquisition["angles"], self.acquisition["phases"]
+        array = np.asarray(raw, dtype=np.float32)
+        if array.ndim == 3 and array.shape[0] == angles * phases:
+            array = array.reshape(angles, phases, *array.shape[1:])
+        if array.ndim != 4 or array.shape[:2] != (angles, phases):
+            raise InputError(f"raw frames of shape {np.shape(raw)} do not fit this model, trained for "
+                             f"{angles} orientations × {phases} phases: give ({angles * phases}, Y, X) or "
+                             f"({angles}, {phases}, Y, X)")
+        check_finite(array, "raw frames")
+        check_pixel_size(pixel_size_nm, self.acquisition["pixel_size_nm"], "the raw frames")
+        return array

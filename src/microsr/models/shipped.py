@@ -1,0 +1,81 @@
+"""The models that come with microsr: their names, and a name or a path turned into the model's folder or file."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from microsr.errors import InputError
+from microsr.models.serialize import METHOD_NAMES
+
+#: The file that marks a shipped folder as a model of each method.
+MARKER_FILES = {"sfsrm": "srn.pt", "rdl": "denoiser.pt", "selfsup": "model.pt"}
+
+
+def _weights_root() -> Path:
+    return Path(str(resources.files("microsr") / "weights"))
+
+
+def shipped_models(method: str | None = None) -> list[str]:
+    """Names of the models that come with microsr (folders under ``microsr/weights``), of one method or all.
+
+    Examples
+    --------
+    >>> "filaments-x4" in shipped_models("sfsrm")
+    True
+    """
+    root = _weights_root()
+    if not root.is_dir():
+        return []
+    markers = [MARKER_FILES[method]] if method else list(MARKER_FILES.values())
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and any((p / m).exists() for m in markers))
+
+
+def model_folder(name_or_path: str | Path, method: str) -> Path:
+    """An existing path as given (a folder or a file), or the folder of a shipped model of ``method``.
+
+    A path wins over a shipped name, so a user's folder called like a shipped model is the one used.
+
+    Raises
+    ------
+    InputError
+        Neither a path nor a shipped name; the message lists the shipped models of ``method``.
+    """
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    if str(name_or_path) in shipped_models(method):
+        return _weights_root() / str(name_or_path)
+    raise InputError(f"no model {str(name_or_path)!r}: give a folder with {MARKER_FILES[method]} or the name of a "
+                     f"shipped {METHOD_NAMES[method]} model: {', '.join(shipped_models(method)) or 'none installed'}")
+
+
+def method_of(name_or_path: str | Path) -> str:
+    """Which method a shipped name, a model folder or a model file belongs to; one InputError if none.
+
+    A folder is recognised by its marker file (``srn.pt``: SFSRM; ``denoiser.pt``: rDL SIM;
+    ``model.pt``: read its format tag), a file by its format tag.
+    """
+    import torch
+
+    path = Path(name_or_path)
+    if not path.exists():
+        for method in MARKER_FILES:
+            if str(name_or_path) in shipped_models(method):
+                return method
+        raise InputError(f"no model {str(name_or_path)!r}: give a model folder or file, or the name of a shipped "
+                         f"model: {', '.join(shipped_models()) or 'none installed'}")
+    if path.is_dir():
+        for method in ("sfsrm", "rdl"):
+            if (path / MARKER_FILES[method]).is_file():
+                return method
+        path = path / "model.pt"
+    try:
+        tag = torch.load(path, map_location="cpu", weights_only=True).get("format", "")
+    except Exception:  # a missing, damaged or foreign file: said once, below
+        tag = ""
+    for method in MARKER_FILES:
+        if str(tag).startswith(f"microsr-{method}-"):
+            return method
+    raise InputError(f"{name_or_path} is not a microsr model: give a folder with srn.pt (SFSRM), sr.pt and "
+                     "denoiser.pt (rDL SIM) or model.pt, or a shipped model's name")
