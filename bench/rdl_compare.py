@@ -34,7 +34,8 @@ import torch
 
 from microsr.metrics import decorrelation_resolution, ensemble_disagreement, psnr, ssim
 from microsr.pipelines.rdl_sim import RDLSIM, care_sim
-from microsr.models.rdl import NETWORK_FILES, load_network, resolve_model_folder
+from microsr.models.rdl import NETWORK_FILES, load_network
+from microsr.models.shipped import model_folder
 from microsr.sim.reconstruct import ReconstructionSettings, reconstruct
 from microsr.synthetic.sim_raw import simulate_sim
 from microsr.train.rdl_data import sim_resolution_fwhm_nm, sim_target
@@ -132,8 +133,8 @@ def main() -> None:
     parser.add_argument("--figure", type=Path, help="save the uncertainty maps (PNG) of the lowest photon level")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    folder = resolve_model_folder(args.model)
-    model = RDLSIM.from_folder(folder, device="cpu")
+    folder = model_folder(args.model, "rdl")
+    model = RDLSIM.from_pretrained(folder, device="cpu")
     care_path = Path(args.care) if args.care else folder / NETWORK_FILES["care"]
     care = load_network(care_path, "care")[0] if care_path.exists() else None
     print(f"\nrDL SIM comparison — model {args.model}, {args.fields} held-out fields of {args.size_px}² per "
@@ -149,7 +150,7 @@ def main() -> None:
     if len(args.ensemble) < 2:
         print("Model uncertainty not measured: give --ensemble with 2+ independently trained model folders.")
         return
-    models = [RDLSIM.from_folder(resolve_model_folder(path), device="cpu") for path in args.ensemble]
+    models = [RDLSIM.from_pretrained(path, device="cpu") for path in args.ensemble]
     print(f"\nModel uncertainty: mean per-pixel std over {len(models)} models (outputs scaled 0–1), "
           f"{args.fields} fields per level\n")
     print("| photons | DFCAN-SIM | rDL SIM | DFCAN / rDL |")

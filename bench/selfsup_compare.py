@@ -251,7 +251,7 @@ def denoised(model_path: Path, noisy_path: str, offset: float, tta: bool = False
     from microsr.pipelines.selfsup import SelfSupDenoiser
     from microsr.io.volumes import open_volume_stack
 
-    denoiser = SelfSupDenoiser.from_file(model_path, device="cpu", tta=tta)
+    denoiser = SelfSupDenoiser.from_pretrained(model_path, device="cpu", tta=tta)
     stack = open_volume_stack(noisy_path)
     background, scale = denoiser.measure(stack)
     return [denoiser.denoise_volume(stack[t], background=background, scale=scale) - offset

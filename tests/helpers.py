@@ -46,3 +46,35 @@ def run_cli(argv, capsys):
         sys.argv = old
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def figure_panels(figure, min_px=100):
+    """Decode a figure PNG and find its image panels; returns (RGB image 0–1, row ranges, column ranges).
+
+    ``figure`` is a PNG path or an already decoded (part of a) figure. A panel is a run of at least
+    ``min_px`` pixel rows (columns) of which over 30 % are not white: images are, while titles, tick
+    labels, colour bars and the gaps between panels are not (nor are line plots, mostly white).
+    A file that is not a PNG fails to decode here, which a byte-size check would not notice.
+    """
+    import matplotlib.image
+    import numpy as np
+    from scipy import ndimage
+
+    image = figure if isinstance(figure, np.ndarray) else matplotlib.image.imread(figure)[..., :3]
+    ink = (image < 0.95).any(axis=2)
+
+    def runs(profile):
+        labels, _ = ndimage.label(profile > 0.3)
+        return [(s.start, s.stop) for (s,) in ndimage.find_objects(labels) if s.stop - s.start >= min_px]
+
+    return image, runs(ink.mean(axis=1)), runs(ink.mean(axis=0))
+
+
+def assert_figure_panels(path, rows, columns, min_contrast=0.05):
+    """The figure at ``path`` decodes to ``rows`` × ``columns`` panels, none of them blank."""
+    image, found_rows, found_columns = figure_panels(path)
+    assert (len(found_rows), len(found_columns)) == (rows, columns), (found_rows, found_columns)
+    for r0, r1 in found_rows:
+        for c0, c1 in found_columns:
+            # A drawn image or curve spreads grey levels across the panel; a blank axis is one colour.
+            assert image[r0:r1, c0:c1].std() > min_contrast, (path, (r0, c0))

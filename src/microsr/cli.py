@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from enum import Enum
 from pathlib import Path
@@ -12,8 +13,9 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from microsr.errors import MicrosrError
+from microsr.io.atomic import terminate_as_interrupt
 
-# The package is imported inside each command, not here: torch, Lightning and the networks take ~6 s
+# The rest of the package is imported inside each command, not here: torch, Lightning and the networks take ~6 s
 # to import (measured on the 2-core machines), and `microsr --help` or a mistyped flag should answer at once.
 
 
@@ -445,9 +447,7 @@ def demo_command(
 def main() -> None:
     """Entry point: user errors print one line and exit 2; Ctrl-C or SIGTERM print "aborted" and exit 130 after
     every output being written is removed; bugs keep their traceback."""
-    from microsr.io.atomic import terminate_as_interrupt
-
-    terminate_as_interrupt()  # SIGTERM unwinds like Ctrl-C, so writers remove their partial outputs
+    previous = terminate_as_interrupt()  # SIGTERM unwinds like Ctrl-C, so writers remove their partial outputs
     try:
         code = app(standalone_mode=False)
     except MicrosrError as exc:
@@ -462,6 +462,8 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code or 2)
         raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     # Without standalone mode, typer turns an interrupt inside a command into a returned exit code (130)
     # instead of raising it: that code must still reach the shell.
     if code == 130:

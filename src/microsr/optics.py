@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import mrcfile
 import numpy as np
 
 from microsr.errors import InputError
@@ -110,8 +111,6 @@ def load_otf_mrc(path: str | Path, cutoff_threshold: float = 2e-3) -> OTF:
         The cut-off is the first frequency where the normalized OTF falls below this; a measured
         OTF has a noisy tail that must not count as signal.
     """
-    import mrcfile
-
     path = Path(path)
     if not path.exists():
         raise InputError(f"OTF file {path} does not exist: check the path, or leave --otf out to use "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 
 def bicubic_upsample(image: np.ndarray, factor: float) -> np.ndarray:
@@ -13,8 +14,6 @@ def bicubic_upsample(image: np.ndarray, factor: float) -> np.ndarray:
     its input across the field. ``grid_mode=True`` keeps input pixel ``i`` covering output pixels
     ``i·factor … (i+1)·factor``, the same convention as the simulator's binning.
     """
-    from scipy import ndimage
-
     if factor == 1.0:
         return np.asarray(image, dtype=np.float32)
     return ndimage.zoom(np.asarray(image, dtype=np.float32), factor, order=3, grid_mode=True,

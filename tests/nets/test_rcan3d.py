@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from microsr.nets.rcan3d import CPU_SIZE, PAPER_SIZE, RCAB3D, RCAN3D, ChannelAttention3D, ResidualGroup3D
+from microsr.nets.blocks import RCAB, ChannelAttention, ResidualGroup
+from microsr.nets.rcan3d import CPU_SIZE, PAPER_SIZE, RCAN3D
 
 
 @pytest.fixture(autouse=True)
@@ -81,7 +82,7 @@ def test_tiny_network_overfits_one_noisy_volume_in_thirty_steps():
 def test_channel_attention_weights_lie_strictly_between_zero_and_one():
     torch.manual_seed(0)
     volume = torch.randn(2, 8, 3, 7, 9) * 4
-    attention = ChannelAttention3D(8, reduction=4)
+    attention = ChannelAttention(8, reduction=4, dims=3)
 
     weights = attention.weights(volume)
     ratio = attention(volume.abs() + 0.5) / (volume.abs() + 0.5)
@@ -92,7 +93,7 @@ def test_channel_attention_weights_lie_strictly_between_zero_and_one():
 
 
 def test_attention_keeps_one_hidden_channel_when_features_are_fewer_than_the_reduction():
-    attention = ChannelAttention3D(4, reduction=16)
+    attention = ChannelAttention(4, reduction=16, dims=3)
 
     assert attention.excite[0].out_channels == 1
 
@@ -101,8 +102,8 @@ def test_blocks_and_groups_keep_the_shape():
     torch.manual_seed(0)
     volume = torch.rand(1, 8, 3, 5, 7)
 
-    assert RCAB3D(8, reduction=4)(volume).shape == volume.shape
-    assert ResidualGroup3D(8, blocks=2, reduction=4)(volume).shape == volume.shape
+    assert RCAB(8, reduction=4, dims=3)(volume).shape == volume.shape
+    assert ResidualGroup(8, blocks=2, reduction=4, dims=3)(volume).shape == volume.shape
 
 
 def test_paper_size_has_about_3_8_million_parameters():

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import zarr
+from helpers import assert_figure_panels
 from torch import nn
 
 from microsr.errors import InputError, OutputExistsError
@@ -240,6 +242,17 @@ def test_cli_predicts_and_explains_bad_input(tmp_path, capsys):
                                  "--device", "cpu"], capsys)
     assert code == 0, err
     assert json.loads(stdout)["volumes_written"] == SHAPE[0] and out.exists()
+    # The JSON reports the normalization measured on the input, and each volume written is the model's
+    # prediction with it.
+    summary = json.loads(stdout)
+    denoiser = SelfSupDenoiser.from_file(model, device="cpu")
+    background, scale = denoiser.measure(zarr.open_array(str(source), mode="r"))
+    assert summary["background"] == pytest.approx(background) and summary["scale"] == pytest.approx(scale)
+    assert summary["shape"] == list(SHAPE) and summary["volumes_skipped"] == 0
+    written = zarr.open_array(str(out), mode="r")
+    for t in (0, SHAPE[0] - 1):
+        np.testing.assert_allclose(written[t], denoiser.denoise_volume(_stack()[t], background=background, scale=scale),
+                                   atol=1e-4)
     code, _, err = run_cli(["selfsup", "predict", source, "-o", out, "--model", model], capsys)
     assert code == 2 and "--overwrite" in err and "Traceback" not in err
     code, _, err = run_cli(["selfsup", "predict", source, "-o", tmp_path / "x.zarr", "--model",
@@ -268,6 +281,14 @@ def test_shipped_tis_model_denoises_held_out_vesicles_and_the_demo_shows_it(tmp_
     lines = run_selfsup_demo(tmp_path, shape=(2, 12, 32, 32))
     assert (tmp_path / "llsm.png").stat().st_size > 10_000 and "TiS-rDL" in lines[0]
     assert zarr.open_array(str(tmp_path / "llsm_tis.zarr"), mode="r").shape == (2, 12, 32, 32)
+    # What the demo tells a user, checked: the denoised volume is several dB closer to the clean expected
+    # photons than the noisy one (measured 19.87 → 31.49 dB).
+    found = re.search(r"noisy PSNR (-?[\d.]+) dB, denoised (-?[\d.]+) dB", lines[0])
+    assert found, lines[0]
+    noisy_db, denoised_db = map(float, found.groups())
+    assert denoised_db > noisy_db + 8.0
+    # Noisy, TiS-rDL and clean maximum projections, then what the denoiser removed: 4 panels, none blank.
+    assert_figure_panels(tmp_path / "llsm.png", 1, 4)
 
 
 def test_lateral_views_are_undone_exactly_and_tta_is_rotation_equivariant():

@@ -21,6 +21,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import tifffile
 
 from microsr.errors import InputError
 from microsr.io.stack import open_stack
@@ -142,8 +143,6 @@ def check_volume_axes(shape, where: Path, axes: str | None = None) -> tuple[int,
 
 
 def _tiff_folder(folder: Path) -> TiffVolumeSeries:
-    import tifffile
-
     files = sorted((p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(TIFF_SUFFIXES)
                     and not p.name.startswith(".")), key=lambda p: _natural_key(p.name))
     if not files:

@@ -68,8 +68,9 @@ def normalize_input(image: np.ndarray, low: float = 0.1, high: float = 99.9) -> 
 
     Examples
     --------
-    >>> normalize_input(np.arange(1001.0)).max().round(3)
-    np.float32(1.0)
+    >>> image = normalize_input(np.arange(1001.0))   # 0.1th percentile → 0, 99.9th → 1
+    >>> float(image[1].round(3)), float(image[-2].round(3))
+    (0.0, 1.0)
     """
     lo, hi = np.percentile(image, [low, high])
     return ((image - lo) / max(hi - lo, 1e-6)).astype(np.float32)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+import torch
+
 from microsr.errors import InputError
 from microsr.models.serialize import METHOD_NAMES
 
@@ -56,8 +58,6 @@ def method_of(name_or_path: str | Path) -> str:
     A folder is recognised by its marker file (``srn.pt``: SFSRM; ``denoiser.pt``: rDL SIM;
     ``model.pt``: read its format tag), a file by its format tag.
     """
-    import torch
-
     path = Path(name_or_path)
     if not path.exists():
         for method in MARKER_FILES:

@@ -25,7 +25,9 @@ from types import MappingProxyType
 import torch
 from torch import nn
 
-__all__ = ["CPU_SIZE", "PAPER_SIZE", "RCAB3D", "RCAN3D", "ChannelAttention3D", "ResidualGroup3D"]
+from microsr.nets.blocks import ResidualGroup, check_sizes, conv3
+
+__all__ = ["CPU_SIZE", "PAPER_SIZE", "RCAN3D"]
 
 # Read-only so that no caller can change the defaults every other caller sees; ``dict(PAPER_SIZE)``
 # gives an editable copy. Unpack into the constructor: ``RCAN3D(**PAPER_SIZE)``.
@@ -34,107 +36,6 @@ PAPER_SIZE: Mapping[str, int] = MappingProxyType({"features": 64, "groups": 3, "
 
 CPU_SIZE: Mapping[str, int] = MappingProxyType({"features": 8, "groups": 1, "blocks": 2, "reduction": 4})
 """A network small enough to train and test on a laptop CPU: about 11 thousand parameters."""
-
-
-def _conv3x3x3(in_channels: int, out_channels: int) -> nn.Conv3d:
-    # Zero padding of one voxel keeps Z, Y and X unchanged, so any volume size, odd or as thin as a
-    # single slice, comes out the size it went in.
-    return nn.Conv3d(in_channels, out_channels, kernel_size=3, padding=1)
-
-
-class ChannelAttention3D(nn.Module):
-    """Squeeze-excite channel attention over a volume: each channel's mean over Z, Y, X rescales the channel.
-
-    The mean of every channel over the whole volume passes through a small MLP (1 x 1 x 1 conv, ReLU,
-    1 x 1 x 1 conv, sigmoid), giving one weight in (0, 1) per channel. Channels that respond to
-    structure can then be kept while those that mostly respond to shot and read noise are damped.
-
-    Parameters
-    ----------
-    features : int
-        Channels in and out.
-    reduction : int
-        Channel reduction of the MLP (its hidden layer has ``features // reduction`` channels, at
-        least one, so narrow CPU models keep their attention).
-
-    Raises
-    ------
-    ValueError
-        ``features`` or ``reduction`` is not positive.
-
-    Examples
-    --------
-    >>> import torch
-    >>> ChannelAttention3D(16, reduction=4)(torch.rand(2, 16, 3, 5, 7)).shape
-    torch.Size([2, 16, 3, 5, 7])
-    """
-
-    def __init__(self, features: int, reduction: int = 16):
-        super().__init__()
-        if features < 1 or reduction < 1:
-            raise ValueError(f"features={features}, reduction={reduction}: both must be positive")
-        hidden = max(1, features // reduction)
-        self.excite = nn.Sequential(nn.Conv3d(features, hidden, kernel_size=1), nn.ReLU(),
-                                    nn.Conv3d(hidden, features, kernel_size=1), nn.Sigmoid())
-
-    def weights(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-channel weights in (0, 1) for ``(N, features, Z, Y, X)``, shaped ``(N, features, 1, 1, 1)``."""
-        return self.excite(x.mean(dim=(-3, -2, -1), keepdim=True))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.weights(x)
-
-
-class RCAB3D(nn.Module):
-    """3-D residual channel attention block: 3 x 3 x 3 conv, ReLU, 3 x 3 x 3 conv, channel attention, residual add.
-
-    Parameters
-    ----------
-    features : int
-        Channels in and out.
-    reduction : int
-        Channel reduction of the attention.
-    """
-
-    def __init__(self, features: int = 64, reduction: int = 16):
-        super().__init__()
-        self.body = nn.Sequential(_conv3x3x3(features, features), nn.ReLU(), _conv3x3x3(features, features),
-                                  ChannelAttention3D(features, reduction))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
-
-
-class ResidualGroup3D(nn.Module):
-    """3-D RCABs in series and a 3 x 3 x 3 conv, with a long skip from the group's input to its output.
-
-    The long skip carries the smooth content of the volume past the group, so its blocks learn only a
-    correction (RCAN's residual-in-residual design); it also keeps gradients alive through deep stacks.
-
-    Parameters
-    ----------
-    features : int
-        Channels in and out.
-    blocks : int
-        Number of 3-D RCABs (5 in rDL LLSM).
-    reduction : int
-        Channel reduction of each attention.
-
-    Raises
-    ------
-    ValueError
-        ``blocks`` is negative.
-    """
-
-    def __init__(self, features: int = 64, blocks: int = 5, reduction: int = 16):
-        super().__init__()
-        if blocks < 0:
-            raise ValueError(f"blocks={blocks}: must be zero or more RCABs")
-        self.body = nn.Sequential(*(RCAB3D(features, reduction) for _ in range(blocks)),
-                                  _conv3x3x3(features, features))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
 
 
 class RCAN3D(nn.Module):
@@ -196,13 +97,8 @@ class RCAN3D(nn.Module):
     def __init__(self, in_channels: int = 1, out_channels: int = 1, features: int = 64, groups: int = 3,
                  blocks: int = 5, reduction: int = 16, residual: bool = True):
         super().__init__()
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
-                            ("features", features), ("reduction", reduction)):
-            if value < 1:
-                raise ValueError(f"{name}={value}: must be a positive integer")
-        for name, value in (("groups", groups), ("blocks", blocks)):
-            if value < 0:
-                raise ValueError(f"{name}={value}: must be zero or more")
+        check_sizes(positive={"in_channels": in_channels, "out_channels": out_channels, "features": features,
+                              "reduction": reduction}, non_negative={"groups": groups, "blocks": blocks})
         if residual and in_channels != out_channels:
             raise ValueError(f"residual=True adds the input to the output, but in_channels={in_channels} "
                              f"differs from out_channels={out_channels}: make them equal or set residual=False")
@@ -214,10 +110,10 @@ class RCAN3D(nn.Module):
         self.reduction = reduction
         self.residual = bool(residual)
 
-        self.conv_first = _conv3x3x3(in_channels, features)
-        self.trunk = nn.Sequential(*(ResidualGroup3D(features, blocks, reduction) for _ in range(groups)),
-                                   _conv3x3x3(features, features))
-        self.conv_last = _conv3x3x3(features, out_channels)
+        self.conv_first = conv3(in_channels, features, dims=3)
+        self.trunk = nn.Sequential(*(ResidualGroup(features, blocks, reduction, dims=3) for _ in range(groups)),
+                                   conv3(features, features, dims=3))
+        self.conv_last = conv3(features, out_channels, dims=3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Denoise a batch of volumes.

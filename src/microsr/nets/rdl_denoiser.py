@@ -17,88 +17,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["RCAB", "ChannelAttention", "RDLDenoiser", "ResidualGroup"]
+from microsr.nets.blocks import RCAB, ChannelAttention, ResidualGroup, check_sizes, conv3
 
-
-def _conv3x3(in_channels: int, out_channels: int) -> nn.Conv2d:
-    return nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1)
-
-
-class ChannelAttention(nn.Module):
-    """Squeeze-excite channel attention: each channel's spatial mean, through a small MLP, rescales the channel.
-
-    Parameters
-    ----------
-    features : int
-        Channels in and out.
-    reduction : int
-        Channel reduction of the MLP (its hidden layer has ``features // reduction`` channels, at
-        least one, so narrow CPU models keep their attention).
-
-    Examples
-    --------
-    >>> import torch
-    >>> ChannelAttention(16, reduction=4)(torch.rand(2, 16, 5, 7)).shape
-    torch.Size([2, 16, 5, 7])
-    """
-
-    def __init__(self, features: int, reduction: int = 16):
-        super().__init__()
-        if features < 1 or reduction < 1:
-            raise ValueError(f"features={features}, reduction={reduction}: both must be positive")
-        hidden = max(1, features // reduction)
-        self.excite = nn.Sequential(nn.Conv2d(features, hidden, kernel_size=1), nn.ReLU(),
-                                    nn.Conv2d(hidden, features, kernel_size=1), nn.Sigmoid())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.excite(x.mean(dim=(-2, -1), keepdim=True))
-
-
-class RCAB(nn.Module):
-    """Residual channel attention block: 3 x 3 conv, ReLU, 3 x 3 conv, channel attention, residual add.
-
-    Parameters
-    ----------
-    features : int
-        Channels in and out.
-    reduction : int
-        Channel reduction of the attention.
-    """
-
-    def __init__(self, features: int = 64, reduction: int = 16):
-        super().__init__()
-        self.body = nn.Sequential(_conv3x3(features, features), nn.ReLU(), _conv3x3(features, features),
-                                  ChannelAttention(features, reduction))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
-
-
-class ResidualGroup(nn.Module):
-    """RCABs in series and a 3 x 3 conv, with a long skip from the group's input to its output.
-
-    The long skip carries the smooth content of the frames past the group, so its blocks learn only a
-    correction (RCAN's residual-in-residual design); it also keeps gradients alive through deep stacks.
-
-    Parameters
-    ----------
-    features : int
-        Channels in and out.
-    blocks : int
-        Number of RCABs (5 in rDL SIM).
-    reduction : int
-        Channel reduction of each attention.
-    """
-
-    def __init__(self, features: int = 64, blocks: int = 5, reduction: int = 16):
-        super().__init__()
-        if blocks < 0:
-            raise ValueError(f"blocks={blocks}: must be zero or more RCABs")
-        self.body = nn.Sequential(*(RCAB(features, reduction) for _ in range(blocks)),
-                                  _conv3x3(features, features))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
+__all__ = ["RCAB", "ChannelAttention", "RDLDenoiser", "ResidualGroup"]  # the blocks: re-exported from nets.blocks
 
 
 class _Branch(nn.Module):
@@ -106,7 +27,7 @@ class _Branch(nn.Module):
 
     def __init__(self, in_channels: int, features: int, groups: int, blocks: int, reduction: int):
         super().__init__()
-        self.conv_first = _conv3x3(in_channels, features)
+        self.conv_first = conv3(in_channels, features)
         self.groups = nn.Sequential(*(ResidualGroup(features, blocks, reduction) for _ in range(groups)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -170,13 +91,9 @@ class RDLDenoiser(nn.Module):
     def __init__(self, phases: int = 3, features: int = 64, mpe_groups: int = 2, pfe_groups: int = 5,
                  merged_groups: int = 5, blocks: int = 5, reduction: int = 16):
         super().__init__()
-        for name, value in (("phases", phases), ("features", features), ("reduction", reduction)):
-            if value < 1:
-                raise ValueError(f"{name}={value}: must be a positive integer")
-        for name, value in (("mpe_groups", mpe_groups), ("pfe_groups", pfe_groups),
-                            ("merged_groups", merged_groups), ("blocks", blocks)):
-            if value < 0:
-                raise ValueError(f"{name}={value}: must be zero or more")
+        check_sizes(positive={"phases": phases, "features": features, "reduction": reduction},
+                    non_negative={"mpe_groups": mpe_groups, "pfe_groups": pfe_groups,
+                                  "merged_groups": merged_groups, "blocks": blocks})
         self.phases = phases
         self.features = features
         self.mpe_groups = mpe_groups
@@ -189,9 +106,9 @@ class RDLDenoiser(nn.Module):
         self.pfe_branch = _Branch(phases, features, pfe_groups, blocks, reduction)
         self.merged = nn.Sequential(
             *(ResidualGroup(features, blocks, reduction) for _ in range(merged_groups)))
-        self.conv_head = _conv3x3(features, features)
+        self.conv_head = conv3(features, features)
         self.head_attention = ChannelAttention(features, reduction)
-        self.conv_last = _conv3x3(features, phases)
+        self.conv_last = conv3(features, phases)
 
     def forward(self, modulated: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
         """Denoise one orientation.

@@ -42,8 +42,7 @@ from tqdm.auto import tqdm
 
 from microsr.errors import InputError, MicrosrError
 from microsr.io import open_stack
-from microsr.io.atomic import check_writable
-from microsr.io.images import move_into_place, remove_partial
+from microsr.io.atomic import check_writable, move_into_place, remove_partial
 from microsr.io.volumes import WRITING_ATTRIBUTE, open_volume_stack
 from microsr.models.selfsup import SelfSupModel, sis_split
 from microsr.tiling import axis_tiles, axis_weights

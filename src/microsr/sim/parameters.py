@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from microsr.errors import InputError
+from microsr.io.atomic import atomic_write_text
 
 PHASE_CONVENTION = ("I(r) = 1 + m cos(2π k·(r − c) + φ_p); r = (x, y) pixel position in nm, x along "
                     "columns, y along rows; c = pixel (X//2, Y//2); angle of k from +x towards +y")
@@ -65,8 +66,6 @@ class SIMParameters:
                 "quality": self.quality, "convention": PHASE_CONVENTION}
 
     def save(self, path: str | Path) -> None:
-        from microsr.io.atomic import atomic_write_text
-
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2, default=_json_default) + "\n")
 
     @classmethod

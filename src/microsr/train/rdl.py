@@ -85,8 +85,6 @@ class RDLTrainConfig(NetworkRun):
         return {**self.model, **frames}
 
     def build(self) -> torch.nn.Module:
-        from microsr.models.rdl import build_network
-
         return build_network(NETWORK_OF_TASK[self.task], self.hyper())
 
 

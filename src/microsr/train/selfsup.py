@@ -67,8 +67,6 @@ class SelfSupTraining(NetworkTraining):
         return self.config.gar_weight * min(1.0, int(self.iteration) / ramp)
 
     def loss(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        from microsr.losses import sis_loss, tis_loss
-
         if self.config.mode == "sis":
             return sis_loss(self.network, source, target, gar_weight=self.gar_weight())
         return tis_loss(self.network, source, target, gar_weight=self.gar_weight())

@@ -1,0 +1,69 @@
+"""The model layer: one from_pretrained for every method, shipped names and folders alike, one pixel-size policy."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from microsr.errors import InputError
+from microsr.models import RDLModel, SelfSupModel, SFSRMModel, from_pretrained, method_of, shipped_models
+from microsr.models.checks import AcquisitionWarning, check_pixel_size
+from microsr.models.shipped import _weights_root
+from microsr.pipelines.rdl_sim import RDLSIM
+from microsr.pipelines.selfsup import SelfSupDenoiser
+from microsr.pipelines.sfsrm import SFSRM
+
+SHIPPED = {"filaments-x4": (SFSRMModel, SFSRM), "tirf-sim-3x3": (RDLModel, RDLSIM),
+           "llsm-vesicles-tis": (SelfSupModel, SelfSupDenoiser)}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_a_shipped_name_and_a_copy_of_its_folder_load_the_same_model(name, tmp_path):
+    model_class, facade = SHIPPED[name]
+    folder = tmp_path / "copy"
+    shutil.copytree(_weights_root() / name, folder)
+    for source in (name, folder, str(folder)):
+        assert type(from_pretrained(source, device="cpu")) is model_class
+        loaded = facade.from_pretrained(source, device="cpu")
+        assert isinstance(loaded, model_class) and loaded.device.type == "cpu"
+    assert method_of(name) == method_of(folder) == {SFSRMModel: "sfsrm", RDLModel: "rdl",
+                                                     SelfSupModel: "selfsup"}[model_class]
+
+
+def test_every_shipped_model_is_listed_by_its_method():
+    assert shipped_models("sfsrm") == ["filaments-x4"] and shipped_models("rdl") == ["tirf-sim-3x3"]
+    assert shipped_models("selfsup") == ["llsm-vesicles-tis"] and len(shipped_models()) == 3
+
+
+def test_something_that_is_no_model_is_refused_naming_the_shipped_ones(tmp_path):
+    with pytest.raises(InputError, match="no model 'nope'.*filaments-x4.*llsm-vesicles-tis.*tirf-sim-3x3"):
+        from_pretrained("nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="not a microsr model"):
+        from_pretrained(tmp_path / "empty")
+    with pytest.raises(InputError, match="no model 'nope': .*shipped SFSRM model: filaments-x4"):
+        SFSRM.from_pretrained("nope")
+
+
+def test_one_pixel_size_policy_silent_within_10_percent_warns_to_20_refuses_beyond():
+    check_pixel_size(109.0, 100.0)
+    check_pixel_size(None, 100.0)
+    with pytest.warns(AcquisitionWarning, match="115 nm pixels but the model was trained at 100 nm .15 % off"):
+        check_pixel_size(115.0, 100.0)
+    with pytest.raises(InputError, match="79 nm pixels .*21 % off, more than 20 %.*resample the input to 100 nm"):
+        check_pixel_size(79.0, 100.0)
+
+
+def test_every_method_applies_the_same_policy():
+    sfsrm = SFSRM.from_pretrained("filaments-x4", device="cpu")
+    rdl = RDLSIM.from_pretrained("tirf-sim-3x3", device="cpu")
+    frame = np.ones((32, 32), np.float32)
+    raw = np.ones((9, 32, 32), np.float32)
+    with pytest.warns(AcquisitionWarning):
+        sfsrm.check_input(frame, 115.0)
+    with pytest.warns(AcquisitionWarning):
+        rdl.check_raw(raw, 62.6 * 1.15)
+    with pytest.raises(InputError, match="more than 20 %"):
+        sfsrm.check_input(frame, 125.0)
+    with pytest.raises(InputError, match="more than 20 %"):
+        rdl.check_raw(raw, 62.6 * 1.25)

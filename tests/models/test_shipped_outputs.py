@@ -1,0 +1,47 @@
+"""The shipped models give today's outputs: pinned on demo-like inputs before the model-layer redesign."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from microsr.pipelines.rdl_sim import RDLSIM
+from microsr.pipelines.selfsup import SelfSupDenoiser
+from microsr.pipelines.sfsrm import SFSRM
+
+#: Outputs recorded with the code as it was before models/ existed (commit "tests: today's shipped-model
+#: outputs"), on inputs stored beside them: SFSRM 48² at 100 nm, rDL SIM 9 × 64², TiS-rDL 8 × 32².
+REFERENCE = Path(__file__).parent.parent / "data" / "shipped_outputs.npz"
+
+#: Float32 networks on 2 CPU threads: the same code and weights repeat to the last bit; 1e-6 of the
+#: output's range leaves room for another BLAS only.
+TOLERANCE = 1e-6
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return dict(np.load(REFERENCE))
+
+
+def _same(output, expected):
+    scale = float(np.ptp(expected))
+    np.testing.assert_allclose(output, expected, rtol=0, atol=TOLERANCE * scale)
+
+
+def test_shipped_sfsrm_gives_todays_output(reference):
+    model = SFSRM.from_pretrained("filaments-x4", device="cpu")
+    _same(model.predict(reference["sfsrm_input"], pixel_size_nm=model.pixel_size_nm).sr, reference["sfsrm_output"])
+
+
+def test_shipped_rdl_sim_gives_todays_output_and_pattern(reference):
+    model = RDLSIM.from_pretrained("tirf-sim-3x3", device="cpu")
+    result = model.predict(reference["rdl_input"], background=float(reference["rdl_background"]),
+                           pixel_size_nm=model.acquisition["pixel_size_nm"])
+    params = np.array([[o.angle_rad, o.spacing_nm, o.modulation] for o in result.params.orientations])
+    np.testing.assert_allclose(params, reference["rdl_params"], rtol=1e-9)
+    _same(result.sim, reference["rdl_output"])
+
+
+def test_shipped_tis_model_gives_todays_output(reference):
+    denoiser = SelfSupDenoiser.from_pretrained("llsm-vesicles-tis", device="cpu")
+    _same(denoiser.denoise_volume(reference["selfsup_input"]), reference["selfsup_output"])
