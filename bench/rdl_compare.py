@@ -33,9 +33,9 @@ from pathlib import Path
 import torch
 
 from microsr.metrics import decorrelation_resolution, ensemble_disagreement, psnr, ssim
-from microsr.pipelines.rdl_sim import RDLSIM, care_sim
 from microsr.models.rdl import NETWORK_FILES, load_network
 from microsr.models.shipped import model_folder
+from microsr.pipelines.rdl_sim import RDLSIM, care_sim
 from microsr.sim.reconstruct import ReconstructionSettings, reconstruct
 from microsr.synthetic.sim_raw import simulate_sim
 from microsr.train.rdl_data import sim_resolution_fwhm_nm, sim_target

@@ -19,10 +19,10 @@ import torch
 from skimage.restoration import richardson_lucy
 
 from microsr.metrics import hawkman, ms_ssim, psnr
+from microsr.models.sfsrm import normalize_input
 from microsr.pipelines.sfsrm import SFSRM
 from microsr.resample import bicubic_upsample
 from microsr.synthetic import training_pair
-from microsr.models.sfsrm import normalize_input
 
 HELD_OUT_SEED = 10**9  # training streams draw seeds far below this
 

@@ -39,10 +39,10 @@ import numpy as np
 import torch
 
 from microsr.metrics.pairs import DIP, pair_resolved, profile_through
+from microsr.models.sfsrm import normalize_input
 from microsr.pipelines.sfsrm import SFSRM
 from microsr.resample import bicubic_upsample
 from microsr.synthetic import degrade, dot_pairs, line_pairs
-from microsr.models.sfsrm import normalize_input
 
 GT_PIXEL_NM = 10.0
 LR_PIXEL_NM = 100.0

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from microsr.train.sfsrm_config import TrainConfig
 from microsr.train.sfsrm import train_sfsrm as train
+from microsr.train.sfsrm_config import TrainConfig
 
 STAGES = {
     "stage 1 (MS-SSIM-L1)": {"msssim_l1": 1.0},

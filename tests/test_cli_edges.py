@@ -1,6 +1,5 @@
 """The CLI's edges, as a new user meets them: interrupted and killed runs, RGB files, broken configs, --help."""
 
-import json
 import signal
 import subprocess
 import sys

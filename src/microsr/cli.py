@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import signal
 import sys
@@ -300,17 +301,25 @@ STRATEGY = typer.Option(None, "--strategy", help="Lightning strategy (e.g. ddp).
 ACCELERATOR = typer.Option(None, "--accelerator", help="cpu, gpu or auto.")
 
 
-@sfsrm_app.command("train", cls=_Command)
-def sfsrm_train_command(
-    config: Path = typer.Argument(..., help="YAML training configuration (see examples/sfsrm_*.yaml)."),
-    devices: Optional[str] = DEVICES,
-    strategy: Optional[str] = STRATEGY,
-    accelerator: Optional[str] = ACCELERATOR,
-):
-    """Train (or resume) an SEN or SRN; writes model.pt, loss.png and checkpoints into output_dir."""
-    from microsr.train.sfsrm import load_sfsrm_config, train_sfsrm
+def _train_command(trainer: str, load: str, train: str, config_help: str, doc: str):
+    """A ``train`` command: read the YAML configuration with ``trainer.load``, run ``trainer.train``."""
+    def command(config: Path = typer.Argument(..., help=config_help), devices: Optional[str] = DEVICES,
+                strategy: Optional[str] = STRATEGY, accelerator: Optional[str] = ACCELERATOR):
+        module = importlib.import_module(trainer)
+        _train(getattr(module, load)(config), getattr(module, train), devices, strategy, accelerator)
 
-    _train(load_sfsrm_config(config), train_sfsrm, devices, strategy, accelerator)
+    command.__doc__ = doc
+    return command
+
+
+sfsrm_app.command("train", cls=_Command)(_train_command(
+    "microsr.train.sfsrm", "load_sfsrm_config", "train_sfsrm",
+    "YAML training configuration (see examples/sfsrm_*.yaml).",
+    "Train (or resume) an SEN or SRN; writes model.pt, loss.png and checkpoints into output_dir."))
+rdl_app.command("train", cls=_Command)(_train_command(
+    "microsr.train.rdl", "load_rdl_config", "train_rdl",
+    "YAML configuration: task sr (DFCAN) or denoise (rDL denoiser).",
+    "Train (or resume) one rDL network; copy model.pt to MODEL/sr.pt or MODEL/denoiser.pt."))
 
 
 @sfsrm_app.command("predict", cls=_Command)
@@ -333,19 +342,6 @@ def sfsrm_predict_command(
     summary = predict_file(models, image, output, pixel_size_nm=pixel_size_nm, confidence=confidence, tile_px=tile_px,
                            overwrite=overwrite, progress=sys.stderr.isatty())
     typer.echo(json.dumps(summary))
-
-
-@rdl_app.command("train", cls=_Command)
-def rdl_train_command(
-    config: Path = typer.Argument(..., help="YAML configuration: task sr (DFCAN) or denoise (rDL denoiser)."),
-    devices: Optional[str] = DEVICES,
-    strategy: Optional[str] = STRATEGY,
-    accelerator: Optional[str] = ACCELERATOR,
-):
-    """Train (or resume) one rDL network; copy model.pt to MODEL/sr.pt or MODEL/denoiser.pt."""
-    from microsr.train.rdl import load_rdl_config, train_rdl
-
-    _train(load_rdl_config(config), train_rdl, devices, strategy, accelerator)
 
 
 @rdl_app.command("predict", cls=_Command)

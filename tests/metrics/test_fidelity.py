@@ -8,8 +8,8 @@ from scipy.ndimage import gaussian_filter
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from microsr.errors import InputError
-from microsr.metrics.fidelity import ms_ssim, normalize, nrmse, pearson, psnr, ssim
 from microsr.losses import ms_ssim_torch
+from microsr.metrics.fidelity import ms_ssim, normalize, nrmse, pearson, psnr, ssim
 
 
 def specimen(size=64, seed=0):

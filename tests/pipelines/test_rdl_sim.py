@@ -6,11 +6,11 @@ from helpers import assert_figure_panels
 
 from microsr.errors import InputError
 from microsr.io import read_image
+from microsr.models.rdl import save_network
 from microsr.nets import DFCAN, RDLDenoiser
 from microsr.pipelines.rdl_sim import RDLSIM
 from microsr.pipelines.sim import SIMReconstructor, open_raw, resolve_background
 from microsr.sim.reconstruct import ReconstructionSettings
-from microsr.models.rdl import save_network
 from microsr.synthetic.sim_raw import simulate_sim
 
 SR_HYPER = {"in_channels": 9, "features": 8, "groups": 1, "blocks_per_group": 1, "reduction": 4}

@@ -16,10 +16,10 @@ from torch import nn
 
 from microsr.errors import InputError, OutputExistsError
 from microsr.io import write_image
-from microsr.nets import RCAN3D
-from microsr.pipelines.selfsup import SelfSupDenoiser, partial_path, plan_tiles, predict_selfsup_stack
 from microsr.io.volumes import WRITING_ATTRIBUTE
 from microsr.models.selfsup import save_network
+from microsr.nets import RCAN3D
+from microsr.pipelines.selfsup import SelfSupDenoiser, partial_path, plan_tiles, predict_selfsup_stack
 
 SHAPE = (5, 12, 40, 36)
 

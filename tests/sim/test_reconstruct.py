@@ -5,9 +5,9 @@ import pytest
 from helpers import background_of, simulated
 from scipy import ndimage
 
+from microsr.device import resolve_device
 from microsr.errors import InputError
 from microsr.sim.reconstruct import ReconstructionSettings, WienerReconstructor, band_separation_matrix, reconstruct
-from microsr.device import resolve_device
 
 PIXEL_NM = 62.6
 

@@ -7,9 +7,9 @@ import pytest
 
 from microsr.errors import InputError
 from microsr.io import write_image
+from microsr.models.rdl import MIN_SCALE, normalize_raw
 from microsr.synthetic.sim_raw import SPECIMENS, simulate_sim
 from microsr.train.rdl_data import FolderRawPairs, RawPairStream, sim_resolution_fwhm_nm, simulated_raw_pair, training_seed, validation_raw_pairs, validation_seed, with_estimated_modulation
-from microsr.models.rdl import MIN_SCALE, normalize_raw
 
 SIZE = 64
 

@@ -1,5 +1,8 @@
 """rDL training: configs checked up front, 2 iterations + resume for both networks, an exported model that loads."""
 
+import math
+
+import matplotlib.image
 import pytest
 import torch
 
@@ -34,6 +37,15 @@ def test_two_iterations_then_resume(tmp_path, task, kind):
     network, info = load_network(model_path, kind)
     assert info["iterations"] == 2 and info["acquisition"]["phases"] == 3 and "val_psnr" in info["validation"]
     assert (tmp_path / task / "loss.png").exists()
+    # The validation the model file reports is the one logged at iteration 2, a finite PSNR.
+    logged = [row.split(",") for row in (tmp_path / task / "losses.csv").read_text().splitlines()[1:]]
+    val_psnr = [float(value) for iteration, stage, _, term, value in logged
+                if (iteration, stage, term) == ("2", "validation", "val_psnr")]
+    assert val_psnr == [pytest.approx(info["validation"]["val_psnr"])] and math.isfinite(val_psnr[0])
+    # The loss figure decodes to the size it is drawn at (11 × 4 in at 110 dpi, trimmed to its content).
+    figure = matplotlib.image.imread(tmp_path / task / "loss.png")
+    assert figure.shape[1] == pytest.approx(11 * 110, rel=0.1) and figure.shape[0] == pytest.approx(4 * 110, rel=0.1)
+    assert figure[..., :3].std() > 0.05
     resumed = train_rdl(load_rdl_config(write(tmp_path, task, 3, "more.yaml")), progress=False)
     assert torch.load(resumed, weights_only=True)["iterations"] == 3
 

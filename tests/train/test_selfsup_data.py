@@ -10,13 +10,13 @@ import torch
 import zarr
 
 from microsr.errors import InputError
+from microsr.io.volumes import WRITING_ATTRIBUTE, WRITING_FILE, open_volume_stack
+from microsr.losses import gap_amending_loss, sis_loss, tis_loss
+from microsr.models.selfsup import sis_split
 from microsr.nets import RCAN3D
 from microsr.nets.rcan3d import CPU_SIZE
 from microsr.synthetic.llsm import simulate_llsm
 from microsr.train.selfsup_data import SelfSupervisedPatches, tis_pairs
-from microsr.losses import gap_amending_loss, sis_loss, tis_loss
-from microsr.models.selfsup import sis_split
-from microsr.io.volumes import WRITING_ATTRIBUTE, WRITING_FILE, open_volume_stack
 
 SHAPE = (4, 8, 32, 32)
 

@@ -1,9 +1,9 @@
 """Quality control: fidelity, resolution and confidence metrics of super-resolution images."""
 
+from microsr.losses import ms_ssim_torch
 from microsr.metrics.confidence import (HawkmanResult, SquirrelResult, ensemble_disagreement, hawkman,
                                         squirrel, temporal_agreement)
 from microsr.metrics.fidelity import ms_ssim, normalize, nrmse, pearson, psnr, ssim
-from microsr.losses import ms_ssim_torch
 from microsr.metrics.pairs import pair_resolved, profile_through
 from microsr.metrics.resolution import (DecorrelationResult, FRCResult, decorrelation_resolution,
                                         fourier_ring_correlation)

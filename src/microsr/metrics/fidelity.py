@@ -36,7 +36,7 @@ from microsr.errors import InputError
 from microsr.losses import MS_SSIM_WEIGHTS, SSIM_K1 as _K1, SSIM_K2 as _K2, check_ssim_window, ms_ssim_torch
 from microsr.metrics.checks import as_image
 
-__all__ = ["normalize", "psnr", "ssim", "ms_ssim", "nrmse", "pearson"]
+__all__ = ["normalize", "psnr", "ssim", "ms_ssim", "nrmse", "pearson", "MS_SSIM_WEIGHTS"]
 
 _METHODS = ("percentile", "linear_fit", "none")
 

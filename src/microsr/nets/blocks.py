@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["RCAB", "ChannelAttention", "ResidualGroup", "check_sizes", "conv3"]
+__all__ = ["RCAB", "ChannelAttention", "ResidualGroup", "check_residual", "check_sizes", "conv3"]
 
 _CONVS = {2: nn.Conv2d, 3: nn.Conv3d}
 
@@ -37,6 +37,13 @@ def check_sizes(*, positive: dict | None = None, non_negative: dict | None = Non
     for name, value in (non_negative or {}).items():
         if value < 0:
             raise ValueError(f"{name}={value}: must be zero or more")
+
+
+def check_residual(residual: bool, in_channels: int, out_channels: int) -> None:
+    """A network that adds its input to its output needs as many channels out as in."""
+    if residual and in_channels != out_channels:
+        raise ValueError(f"residual=True adds the input to the output, but in_channels={in_channels} "
+                         f"differs from out_channels={out_channels}: make them equal or set residual=False")
 
 
 def conv3(in_channels: int, out_channels: int, dims: int = 2) -> nn.Module:

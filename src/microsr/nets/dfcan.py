@@ -22,15 +22,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from microsr.nets.blocks import check_sizes, conv3
+
 __all__ = ["DFCAN", "FCAB", "FourierChannelAttention", "FourierResidualGroup"]
 
 # Keeps d/dx x**gamma = gamma * x**(gamma - 1) finite where a spectrum is exactly zero (a blank patch,
 # zero padding); far below the amplitude of any frequency that carries signal.
 _SPECTRUM_EPS = 1e-8
-
-
-def _conv3x3(in_channels: int, out_channels: int) -> nn.Conv2d:
-    return nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1)
 
 
 def _squeeze_excite(features: int, reduction: int) -> nn.Sequential:
@@ -111,8 +109,8 @@ class FCAB(nn.Module):
 
     def __init__(self, features: int = 64, reduction: int = 16, gamma: float = 0.8):
         super().__init__()
-        self.body = nn.Sequential(_conv3x3(features, features), nn.GELU(),
-                                  _conv3x3(features, features), nn.GELU(),
+        self.body = nn.Sequential(conv3(features, features), nn.GELU(),
+                                  conv3(features, features), nn.GELU(),
                                   FourierChannelAttention(features, reduction, gamma))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -140,7 +138,7 @@ class FourierResidualGroup(nn.Module):
     def __init__(self, features: int = 64, blocks: int = 4, reduction: int = 16, gamma: float = 0.8):
         super().__init__()
         self.body = nn.Sequential(*(FCAB(features, reduction, gamma) for _ in range(blocks)),
-                                  _conv3x3(features, features))
+                                  conv3(features, features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -208,12 +206,9 @@ class DFCAN(nn.Module):
                  blocks_per_group: int = 4, scale: int = 2, reduction: int = 16, gamma: float = 0.8,
                  sigmoid_output: bool = False):
         super().__init__()
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
-                            ("features", features), ("scale", scale), ("reduction", reduction)):
-            if value < 1:
-                raise ValueError(f"{name}={value}: must be a positive integer")
-        if groups < 0 or blocks_per_group < 0:
-            raise ValueError(f"groups={groups}, blocks_per_group={blocks_per_group}: must be zero or more")
+        check_sizes(positive={"in_channels": in_channels, "out_channels": out_channels, "features": features,
+                              "scale": scale, "reduction": reduction},
+                    non_negative={"groups": groups, "blocks_per_group": blocks_per_group})
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.features = features
@@ -224,12 +219,12 @@ class DFCAN(nn.Module):
         self.gamma = gamma
         self.sigmoid_output = bool(sigmoid_output)
 
-        self.conv_first = _conv3x3(in_channels, features)
+        self.conv_first = conv3(in_channels, features)
         self.trunk = nn.Sequential(
             *(FourierResidualGroup(features, blocks_per_group, reduction, gamma) for _ in range(groups)))
-        self.conv_upsample = _conv3x3(features, features * scale ** 2)
+        self.conv_upsample = conv3(features, features * scale ** 2)
         self.pixel_shuffle = nn.PixelShuffle(scale)
-        self.conv_last = _conv3x3(features, out_channels)
+        self.conv_last = conv3(features, out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map ``(N, in_channels, H, W)`` raw frames to ``(N, out_channels, scale * H, scale * W)``."""

@@ -19,6 +19,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
+from microsr.nets.blocks import check_sizes
+
 __all__ = ["UNetDiscriminator"]
 
 _LEAKY_SLOPE = 0.2
@@ -68,8 +70,7 @@ class UNetDiscriminator(nn.Module):
 
     def __init__(self, in_channels: int = 1, features: int = 64):
         super().__init__()
-        if in_channels < 1 or features < 1:
-            raise ValueError(f"in_channels={in_channels}, features={features}: both must be positive")
+        check_sizes(positive={"in_channels": in_channels, "features": features})
         self.in_channels = in_channels
         self.features = features
         widths = [features * 2 ** level for level in range(_LEVELS + 1)]  # f, 2f, 4f, 8f

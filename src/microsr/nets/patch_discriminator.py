@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from microsr.nets.blocks import check_sizes
+
 __all__ = ["PatchDiscriminator"]
 
 _LEAKY_SLOPE = 0.2
@@ -62,8 +64,7 @@ class PatchDiscriminator(nn.Module):
 
     def __init__(self, in_channels: int = 1, features: int = 32):
         super().__init__()
-        if in_channels < 1 or features < 1:
-            raise ValueError(f"in_channels={in_channels}, features={features}: both must be positive")
+        check_sizes(positive={"in_channels": in_channels, "features": features})
         self.in_channels = in_channels
         self.features = features
         widths = [features * 2 ** min(stage, 3) for stage in range(_STRIDED_STAGES + 1)]  # f, 2f, 4f, 8f, 8f

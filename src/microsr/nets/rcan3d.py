@@ -25,7 +25,7 @@ from types import MappingProxyType
 import torch
 from torch import nn
 
-from microsr.nets.blocks import ResidualGroup, check_sizes, conv3
+from microsr.nets.blocks import ResidualGroup, check_residual, check_sizes, conv3
 
 __all__ = ["CPU_SIZE", "PAPER_SIZE", "RCAN3D"]
 
@@ -99,9 +99,7 @@ class RCAN3D(nn.Module):
         super().__init__()
         check_sizes(positive={"in_channels": in_channels, "out_channels": out_channels, "features": features,
                               "reduction": reduction}, non_negative={"groups": groups, "blocks": blocks})
-        if residual and in_channels != out_channels:
-            raise ValueError(f"residual=True adds the input to the output, but in_channels={in_channels} "
-                             f"differs from out_channels={out_channels}: make them equal or set residual=False")
+        check_residual(residual, in_channels, out_channels)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.features = features

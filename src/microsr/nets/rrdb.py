@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from microsr.nets.blocks import check_sizes, conv3
+
 __all__ = ["RRDBNet", "ResidualDenseBlock", "RRDB"]
 
 # ESRGAN section 3.3: scaling each residual branch by 0.2 before adding it keeps a deep trunk without
@@ -28,10 +30,6 @@ _INIT_SCALE = 0.1
 _LEAKY_SLOPE = 0.2
 _DENSE_CONVS = 5
 _DENSE_BLOCKS_PER_RRDB = 3
-
-
-def _conv3x3(in_channels: int, out_channels: int) -> nn.Conv2d:
-    return nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1)
 
 
 class ResidualDenseBlock(nn.Module):
@@ -48,7 +46,7 @@ class ResidualDenseBlock(nn.Module):
     def __init__(self, features: int = 64, growth: int = 32):
         super().__init__()
         self.convs = nn.ModuleList(
-            _conv3x3(features + index * growth, growth if index < _DENSE_CONVS - 1 else features)
+            conv3(features + index * growth, growth if index < _DENSE_CONVS - 1 else features)
             for index in range(_DENSE_CONVS)
         )
         for conv in self.convs:
@@ -127,12 +125,8 @@ class RRDBNet(nn.Module):
         if scale not in (1, 2, 4):
             raise ValueError(f"scale={scale}: RRDBNet upsamples by 1, 2 or 4; reach other factors by "
                              "interpolating the input first")
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
-                            ("features", features), ("growth", growth)):
-            if value < 1:
-                raise ValueError(f"{name}={value}: must be a positive number of channels")
-        if blocks < 0:
-            raise ValueError(f"blocks={blocks}: must be zero or more RRDBs")
+        check_sizes(positive={"in_channels": in_channels, "out_channels": out_channels, "features": features,
+                              "growth": growth}, non_negative={"blocks": blocks})
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.features = features
@@ -140,13 +134,13 @@ class RRDBNet(nn.Module):
         self.growth = growth
         self.scale = scale
 
-        self.conv_first = _conv3x3(in_channels, features)
+        self.conv_first = conv3(in_channels, features)
         self.trunk = nn.Sequential(*(RRDB(features, growth) for _ in range(blocks)))
-        self.conv_trunk = _conv3x3(features, features)
+        self.conv_trunk = conv3(features, features)
         self.upsample_convs = nn.ModuleList(
-            _conv3x3(features, features) for _ in range(int(math.log2(scale))))
-        self.conv_hr = _conv3x3(features, features)
-        self.conv_last = _conv3x3(features, out_channels)
+            conv3(features, features) for _ in range(int(math.log2(scale))))
+        self.conv_hr = conv3(features, features)
+        self.conv_last = conv3(features, out_channels)
 
     @property
     def receptive_field_px(self) -> int:

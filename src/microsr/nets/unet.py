@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from microsr.nets.blocks import check_residual, check_sizes
+
 __all__ = ["UNet"]
 
 
@@ -73,15 +75,9 @@ class UNet(nn.Module):
     def __init__(self, in_channels: int = 1, out_channels: int = 1, features: int = 32, depth: int = 2,
                  residual: bool = True):
         super().__init__()
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
-                            ("features", features)):
-            if value < 1:
-                raise ValueError(f"{name}={value}: must be a positive number of channels")
-        if depth < 0:
-            raise ValueError(f"depth={depth}: must be zero or more down-sampling steps")
-        if residual and in_channels != out_channels:
-            raise ValueError(f"residual=True adds the input to the output, which needs in_channels "
-                             f"({in_channels}) == out_channels ({out_channels}); pass residual=False")
+        check_sizes(positive={"in_channels": in_channels, "out_channels": out_channels, "features": features},
+                    non_negative={"depth": depth})
+        check_residual(residual, in_channels, out_channels)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.features = features

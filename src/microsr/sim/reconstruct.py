@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from microsr.errors import InputError
 from microsr.device import resolve_device
+from microsr.errors import InputError
 from microsr.optics import OTF, circular_pupil_otf_profile, edge_taper
 from microsr.sim.parameters import SIMParameters
 
