@@ -67,3 +67,22 @@ def test_every_method_applies_the_same_policy():
         sfsrm.check_input(frame, 125.0)
     with pytest.raises(InputError, match="more than 20 %"):
         rdl.check_raw(raw, 62.6 * 1.25)
+
+
+def test_a_self_supervised_model_checks_a_stack_against_its_training_sampling():
+    model = SelfSupModel.from_pretrained("llsm-vesicles-tis", device="cpu")
+    model.check_sampling({"voxel_size_nm": [1000.0, 500.0, 500.0]})  # the shipped file states none: nothing to check
+    model.voxel_size_nm = (200.0, 92.6, 92.6)
+    model.check_sampling({"voxel_size_nm": [200.0, 92.6, 92.6]})
+    model.check_sampling({})  # a stack that states nothing
+    with pytest.raises(InputError, match="400 nm z-steps but the model was trained at 200 nm"):
+        model.check_sampling({"voxel_size_nm": [400.0, 92.6, 92.6]})
+    with pytest.raises(InputError, match="160 nm pixels but the model was trained at 92.6 nm"):
+        model.check_sampling({"voxel_size_nm": [200.0, 160.0, 160.0]})
+
+
+def test_the_names_of_microsr_0_1_still_load_and_say_what_they_are_now():
+    with pytest.warns(DeprecationWarning, match="from_pretrained"):
+        assert isinstance(RDLSIM.from_folder("tirf-sim-3x3", device="cpu"), RDLSIM)
+    with pytest.warns(DeprecationWarning, match="from_pretrained"):
+        assert isinstance(SelfSupDenoiser.from_file("llsm-vesicles-tis", device="cpu"), SelfSupDenoiser)

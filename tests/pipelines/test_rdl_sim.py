@@ -30,7 +30,7 @@ def model_folder(tmp_path):
 
 def test_end_to_end_on_a_small_set(model_folder):
     data = simulate_sim(shape=(64, 64), photons=30, seed=2)
-    model = RDLSIM.from_folder(model_folder, device="cpu")
+    model = RDLSIM.from_pretrained(model_folder, device="cpu")
     background = data.camera.offset_adu + data.camera.background_photons
     result = model.predict(data.raw[0], background=background, params=data.params)
     assert result.sim.shape == (128, 128) and result.sr_estimate.shape == (128, 128)
@@ -48,7 +48,7 @@ def test_end_to_end_on_a_small_set(model_folder):
 
 
 def test_bad_inputs(model_folder, tmp_path):
-    model = RDLSIM.from_folder(model_folder, device="cpu")
+    model = RDLSIM.from_pretrained(model_folder, device="cpu")
     with pytest.raises(InputError, match="3 orientations × 3 phases"):
         model.check_raw(np.zeros((15, 32, 32)), None)
     nan = np.ones((9, 32, 32))
@@ -61,9 +61,9 @@ def test_bad_inputs(model_folder, tmp_path):
         model.check_raw(np.ones((9, 32, 32)), 100.0)
     (model_folder / "denoiser.pt").write_bytes(b"not a model")
     with pytest.raises(InputError, match="corrupt"):
-        RDLSIM.from_folder(model_folder)
+        RDLSIM.from_pretrained(model_folder)
     with pytest.raises(InputError, match="no model .*absent.* shipped rDL SIM model: tirf-sim-3x3"):
-        RDLSIM.from_folder(tmp_path / "absent")
+        RDLSIM.from_pretrained(tmp_path / "absent")
 
 
 def test_cli_streams_a_time_series(model_folder, tmp_path, capsys):
@@ -91,7 +91,7 @@ def test_cli_streams_a_time_series(model_folder, tmp_path, capsys):
     assert summary["sim_pixel_size_nm"] == pytest.approx(31.3)
     assert summary["params"]["orientations"] == data.params.to_dict()["orientations"]
     stack, _ = open_raw(tmp_path / "sim" / "raw.tif", 3, 3, None)
-    wiener = SIMReconstructor(RDLSIM.from_folder(model_folder, device="cpu").otf, 62.6,
+    wiener = SIMReconstructor(RDLSIM.from_pretrained(model_folder, device="cpu").otf, 62.6,
                               ReconstructionSettings(wiener_weight=0.05, background=resolve_background(stack, "auto")),
                               device="cpu")
     expected = wiener.reconstruct(read_image(tmp_path / "dn.tif").array.reshape(2, 3, 3, 64, 64), data.params)
@@ -157,7 +157,7 @@ def test_shipped_denoiser_keeps_the_phase_relationship():
     from microsr.sim.estimate import estimate_parameters
     from microsr.sim.reconstruct import ReconstructionSettings, reconstruct
 
-    model = RDLSIM.from_folder("tirf-sim-3x3", device="cpu")
+    model = RDLSIM.from_pretrained("tirf-sim-3x3", device="cpu")
     data, _ = _held_out_set(200.0, 10**9 + 3)
     clean = data.raw_clean  # noise-free frames, no background: photons
     result = model.predict(clean, background=0.0, params=data.params)
@@ -185,7 +185,7 @@ def test_shipped_model_beats_conventional_sim_at_low_light():
     from microsr.sim.reconstruct import ReconstructionSettings, reconstruct
     from microsr.train.rdl_data import sim_resolution_fwhm_nm, sim_target
 
-    model = RDLSIM.from_folder("tirf-sim-3x3", device="cpu")
+    model = RDLSIM.from_pretrained("tirf-sim-3x3", device="cpu")
     data, background = _held_out_set(5.0, 10**9 + 5)
     truth = sim_target(data.ground_truth, data.pixel_size_nm / 2, sim_resolution_fwhm_nm(1.35, 525.0, 0.92))
     result = model.predict(data.raw[0], background=background, params=data.params)

@@ -194,7 +194,7 @@ _MEMORY_PROBE = textwrap.dedent("""
 
     torch.set_num_threads(1)
     model, stack, small, out, budget = sys.argv[1:6]
-    denoiser = SelfSupDenoiser.from_file(model, device="cpu")
+    denoiser = SelfSupDenoiser.from_pretrained(model, device="cpu")
     # A first, tiny prediction imports Zarr and its codecs and loads the convolution kernels: fixed
     # costs of the process, not memory that grows with the data.
     predict_selfsup_stack(denoiser, small, out + ".warmup.zarr", memory_mb=float(budget))
@@ -245,7 +245,7 @@ def test_cli_predicts_and_explains_bad_input(tmp_path, capsys):
     # The JSON reports the normalization measured on the input, and each volume written is the model's
     # prediction with it.
     summary = json.loads(stdout)
-    denoiser = SelfSupDenoiser.from_file(model, device="cpu")
+    denoiser = SelfSupDenoiser.from_pretrained(model, device="cpu")
     background, scale = denoiser.measure(zarr.open_array(str(source), mode="r"))
     assert summary["background"] == pytest.approx(background) and summary["scale"] == pytest.approx(scale)
     assert summary["shape"] == list(SHAPE) and summary["volumes_skipped"] == 0
@@ -269,7 +269,7 @@ def test_shipped_tis_model_denoises_held_out_vesicles_and_the_demo_shows_it(tmp_
     from microsr.synthetic.llsm import simulate_llsm
 
     data = simulate_llsm(shape=(1, 16, 48, 48), specimen="vesicles", photons=8.0, seed=10**9 + 17)
-    denoiser = SelfSupDenoiser.from_file("llsm-vesicles-tis", device="cpu")
+    denoiser = SelfSupDenoiser.from_pretrained("llsm-vesicles-tis", device="cpu")
     volume = data.noisy[0]
     denoised = denoiser.denoise_volume(volume, background=None, scale=None)
     clean = data.clean[0] + data.offset_adu
@@ -324,8 +324,8 @@ def test_cli_tta_is_recorded_and_matches_the_python_api(tmp_path, capsys):
                                  "--tta"], capsys)
     assert code == 0, err
     assert zarr.open_array(str(out), mode="r").attrs["tta"] is True
-    plain = SelfSupDenoiser.from_file(model, device="cpu")
-    expected = SelfSupDenoiser.from_file(model, device="cpu", tta=True)
+    plain = SelfSupDenoiser.from_pretrained(model, device="cpu")
+    expected = SelfSupDenoiser.from_pretrained(model, device="cpu", tta=True)
     background, scale = plain.measure(zarr.open_array(str(source), mode="r"))
     np.testing.assert_allclose(zarr.open_array(str(out), mode="r")[2],
                                expected.denoise_volume(_stack()[2], background=background, scale=scale), atol=1e-4)

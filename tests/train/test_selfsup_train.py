@@ -18,6 +18,7 @@ def zarr_stack(tmp_path_factory):
     data = simulate_llsm(shape=(4, 8, 32, 32), specimen="mixed", photons=30, seed=3)
     array = zarr.open_array(str(path), mode="w", shape=data.noisy.shape, chunks=(1, 8, 32, 32), dtype="float32")
     array[:] = data.noisy
+    array.attrs["voxel_size_nm"] = list(data.voxel_size_nm)
     return path
 
 
@@ -27,6 +28,7 @@ def test_two_iterations_then_resume(zarr_stack, tmp_path, mode):
     first = torch.load(train_selfsup(config, progress=False), weights_only=True)
     assert first["iterations"] == 2 and first["mode"] == mode and "val_loss" in first["validation"]
     assert first["normalization"]["scale"] > 0  # kept for reference beside the weights
+    assert first["voxel_size_nm"] == pytest.approx([200.0, 92.6, 92.6])  # the training stack's, for the check
     more = config.model_copy(update={"iterations": 3})
     assert torch.load(train_selfsup(more, progress=False), weights_only=True)["iterations"] == 3
     assert (tmp_path / mode / "loss.png").exists()

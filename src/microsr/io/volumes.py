@@ -229,3 +229,15 @@ def open_volume_stack(path: str | Path):
         array, axes = image.array, image.axes
     check_volume_axes(array.shape, path, axes if isinstance(axes, str) else None)
     return array
+
+
+def stack_metadata(stack) -> dict:
+    """What a stack opened by :func:`open_volume_stack` states about its sampling: ``voxel_size_nm`` (z, y, x),
+    ``pixel_size_nm`` and ``time_step_s``, those it has (Zarr attributes, or the first TIFF volume's pixel size)."""
+    attrs = dict(getattr(stack, "attrs", {}) or {})
+    found = {key: attrs[key] for key in ("voxel_size_nm", "pixel_size_nm", "time_step_s") if key in attrs}
+    if not found and hasattr(stack, "files"):
+        pixel = open_stack(stack.files[0]).pixel_size_nm
+        if pixel:
+            found["pixel_size_nm"] = pixel
+    return found

@@ -19,7 +19,8 @@ class AcquisitionWarning(UserWarning):
     """The input was acquired differently from the model's training data; the output may show it."""
 
 
-def check_pixel_size(pixel_size_nm: float | None, trained_nm: float, what: str = "the image") -> None:
+def check_pixel_size(pixel_size_nm: float | None, trained_nm: float, what: str = "the image", *,
+                     sampling: str = "pixels") -> None:
     """Warn beyond :data:`PIXEL_SIZE_WARN`, refuse beyond :data:`PIXEL_SIZE_REFUSE`; ``None`` (unknown) passes.
 
     Parameters
@@ -30,6 +31,8 @@ def check_pixel_size(pixel_size_nm: float | None, trained_nm: float, what: str =
         The pixel size the model was trained at.
     what : str
         How the message names the input ("the image", "the raw frames").
+    sampling : str
+        What is compared, in the message: "pixels", or "z-steps" for the planes of a volume.
 
     Raises
     ------
@@ -47,7 +50,7 @@ def check_pixel_size(pixel_size_nm: float | None, trained_nm: float, what: str =
     if pixel_size_nm is None:
         return
     mismatch = abs(float(pixel_size_nm) / float(trained_nm) - 1.0)
-    message = (f"{what} has {pixel_size_nm:g} nm pixels but the model was trained at {trained_nm:g} nm "
+    message = (f"{what} has {pixel_size_nm:g} nm {sampling} but the model was trained at {trained_nm:g} nm "
                f"({100 * mismatch:.0f} % off")
     if mismatch > PIXEL_SIZE_REFUSE:
         raise InputError(f"{message}, more than {100 * PIXEL_SIZE_REFUSE:.0f} %): resample the input to "

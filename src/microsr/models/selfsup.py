@@ -25,6 +25,7 @@ import torch
 from microsr.device import resolve_device
 from microsr.errors import InputError
 from microsr.models import serialize
+from microsr.models.checks import check_pixel_size
 from microsr.models.shipped import model_folder
 from microsr.nets import RCAN3D
 
@@ -167,6 +168,8 @@ class SelfSupModel:
         "auto", "cpu" or "cuda".
     fingerprint : str
         Identifies the weights, so a restarted prediction resumes only with the same model.
+    voxel_size_nm : (float, float, float), optional
+        (z, y, x) sampling of the training stack, when it stated one: :meth:`check_sampling` compares it.
     tta : bool
         Test-time augmentation: average the network's outputs over the 8 lateral rotations and flips of
         each tile (4 flips where a tile is not square in y, x), each mapped back. The network was trained
@@ -175,7 +178,7 @@ class SelfSupModel:
     """
 
     def __init__(self, network: torch.nn.Module, mode: str, patch_size=DEFAULT_PATCH_SIZE, *, device="auto",
-                 fingerprint: str = "", tta: bool = False):
+                 fingerprint: str = "", tta: bool = False, voxel_size_nm=None):
         if mode not in MODES:
             raise InputError(f"unknown mode {mode!r}: a self-supervised model is 'tis' or 'sis'")
         self.device = resolve_device(device)
@@ -185,6 +188,7 @@ class SelfSupModel:
         self.features = int(getattr(network, "features", 64))
         self.fingerprint = fingerprint
         self.tta = bool(tta)
+        self.voxel_size_nm = tuple(float(v) for v in voxel_size_nm) if voxel_size_nm else None
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path = DEFAULT_MODEL, device="auto", *, tta: bool = False):
@@ -202,7 +206,20 @@ class SelfSupModel:
         network, info = load_network(path)
         fingerprint = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
         return cls(network, info["mode"], info.get("patch_size", DEFAULT_PATCH_SIZE), device=device,
-                   fingerprint=fingerprint, tta=tta)
+                   fingerprint=fingerprint, tta=tta, voxel_size_nm=info.get("voxel_size_nm"))
+
+    def check_sampling(self, metadata: dict) -> None:
+        """The acquisition check: a stack's stated voxel size against the training stack's, by the shared
+        policy (:func:`~microsr.models.checks.check_pixel_size`) for the lateral pixel and the z-step.
+
+        Either side unknown (files of microsr 0.1, stacks without metadata) passes: there is nothing to
+        compare. SiS-rDL learned the gap between planes, so its z-step matters as much as the pixel.
+        """
+        stated = metadata.get("voxel_size_nm")
+        if self.voxel_size_nm is None or not stated:
+            return
+        check_pixel_size(float(stated[1]), self.voxel_size_nm[1], "the stack")
+        check_pixel_size(float(stated[0]), self.voxel_size_nm[0], "the stack", sampling="z-steps")
 
     def measure(self, stack) -> tuple[float, float]:
         """(background, scale) of a ``(T, Z, Y, X)`` stack, measured as training measured its stack."""

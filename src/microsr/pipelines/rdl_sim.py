@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ class RDLSIM(RDLModel):
     @classmethod
     def from_folder(cls, folder: str | Path, otf: OTF | None = None, device: str = "auto") -> "RDLSIM":
         """Deprecated name of :meth:`from_pretrained`, kept for scripts written against microsr 0.1."""
+        warnings.warn("RDLSIM.from_folder is now RDLSIM.from_pretrained", DeprecationWarning, stacklevel=2)
         return cls.from_pretrained(folder, device, otf=otf)
 
     @torch.no_grad()

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,9 +42,8 @@ import zarr
 from tqdm.auto import tqdm
 
 from microsr.errors import InputError, MicrosrError
-from microsr.io import open_stack
 from microsr.io.atomic import check_writable, move_into_place, remove_partial
-from microsr.io.volumes import WRITING_ATTRIBUTE, open_volume_stack
+from microsr.io.volumes import WRITING_ATTRIBUTE, open_volume_stack, stack_metadata
 from microsr.models.selfsup import SelfSupModel, sis_split
 from microsr.tiling import axis_tiles, axis_weights
 
@@ -173,6 +173,8 @@ class SelfSupDenoiser(SelfSupModel):
     @classmethod
     def from_file(cls, path: str | Path, *, device="auto", tta: bool = False) -> SelfSupDenoiser:
         """Deprecated name of :meth:`from_pretrained`, kept for scripts written against microsr 0.1."""
+        warnings.warn("SelfSupDenoiser.from_file is now SelfSupDenoiser.from_pretrained", DeprecationWarning,
+                      stacklevel=2)
         return cls.from_pretrained(path, device=device, tta=tta)
 
     def plan(self, volume_shape, *, memory_mb: float = DEFAULT_MEMORY_MB, overlap=DEFAULT_OVERLAP,
@@ -264,17 +266,6 @@ class _OneVolume:
         return self.volume[key[1:]]
 
 
-def _voxel_metadata(path: Path, stack) -> dict:
-    """Voxel size and pixel size the input states, to be carried to the output."""
-    attrs = dict(getattr(stack, "attrs", {}) or {})
-    found = {key: attrs[key] for key in ("voxel_size_nm", "pixel_size_nm", "time_step_s") if key in attrs}
-    if not found and hasattr(stack, "files"):
-        pixel = open_stack(stack.files[0]).pixel_size_nm
-        if pixel:
-            found["pixel_size_nm"] = pixel
-    return found
-
-
 def _output_chunks(stack, shape) -> tuple[int, ...]:
     chunks = getattr(stack, "chunks", None)
     if isinstance(chunks, tuple) and len(chunks) == 4 and all(isinstance(c, int) for c in chunks):
@@ -324,12 +315,11 @@ def predict_selfsup_stack(denoiser: SelfSupDenoiser, stack_path: str | Path, out
     ------
     InputError
         The errors of ``open_volume_stack`` (a stack being written, wrong axes); an output that is not
-        ``.zarr``; a budget too small for one tile; SiS on volumes of fewer than 2 planes.
+        ``.zarr``; a budget too small for one tile; SiS on volumes of fewer than 2 planes; a voxel size
+        far from the training stack's (:meth:`~microsr.models.selfsup.SelfSupModel.check_sampling`).
     OutputExistsError
         ``output`` exists and not ``overwrite``.
     """
-
-
     started = time.perf_counter()
     stack_path, output = Path(stack_path), Path(output)
     if not output.name.lower().endswith(".zarr"):
@@ -337,6 +327,8 @@ def predict_selfsup_stack(denoiser: SelfSupDenoiser, stack_path: str | Path, out
                          "written volume by volume and resumed: name the output *.zarr")
     check_writable(output, overwrite)
     stack = open_volume_stack(stack_path)
+    metadata = stack_metadata(stack)
+    denoiser.check_sampling(metadata)
     shape = tuple(int(s) for s in stack.shape)
     if denoiser.mode == "sis" and shape[1] < 2:
         sis_split(np.empty((shape[1], 1, 1)))  # raises its message on too few planes
@@ -363,7 +355,7 @@ def predict_selfsup_stack(denoiser: SelfSupDenoiser, stack_path: str | Path, out
 
         remove_partial(partial)
         array = zarr.create_array(store=str(partial), shape=shape, chunks=chunks, dtype="float32")
-        array.attrs.update({"axes": "TZYX", **_voxel_metadata(stack_path, stack), _ATTR_JOB: job, _ATTR_DONE: 0,
+        array.attrs.update({"axes": "TZYX", **metadata, _ATTR_JOB: job, _ATTR_DONE: 0,
                             WRITING_ATTRIBUTE: True, "normalization": {"background": background, "scale": scale},
                             "denoiser": denoiser.mode, "tta": denoiser.tta})
     bar = tqdm(total=shape[0], initial=done, unit="volume", desc=f"{denoiser.mode.upper()}-rDL",

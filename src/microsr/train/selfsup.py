@@ -10,6 +10,7 @@ import torch
 from pydantic import Field
 from torch.utils.data import DataLoader
 
+from microsr.io.volumes import open_volume_stack, stack_metadata
 from microsr.losses import sis_loss, tis_loss
 from microsr.models.selfsup import build_network, save_network
 from microsr.train.config import NetworkRun, load_config
@@ -118,6 +119,7 @@ def train_selfsup(config: SelfSupConfig, *, progress: bool = True, patches=None)
     The exported file keeps the stack's normalization (``background``, ``scale``) for reference;
     prediction measures its own input the same way (:func:`microsr.models.selfsup.probe_normalization`).
     """
+    custom = patches
     patches = patches or (lambda seed, seed_offset=0: _patches(config, seed, seed_offset))
     validation = patches(config.seed + 1_000_003, 0)
 
@@ -128,10 +130,13 @@ def train_selfsup(config: SelfSupConfig, *, progress: bool = True, patches=None)
         return module
 
     def export(module: SelfSupTraining, output: Path) -> Path:
+        # The training stack's sampling, when it states one, so prediction can check a stack against it.
+        sampling = stack_metadata(open_volume_stack(config.stack)).get("voxel_size_nm") if custom is None else None
         return save_network(output / "model.pt", module.network, mode=config.mode, hyper=config.model,
                             patch_size=config.patch_size, iterations=int(module.iteration),
                             validation=last_validation(output / "losses.csv"),
-                            normalization={"background": validation.background, "scale": validation.scale})
+                            normalization={"background": validation.background, "scale": validation.scale},
+                            **({"voxel_size_nm": [float(v) for v in sampling]} if sampling else {}))
 
     return run_training(config, build, lambda resumes: DataLoader(patches(config.seed, resumes),
                                                                   batch_size=config.batch_size, num_workers=0),
