@@ -49,7 +49,8 @@ SIZE_DEPENDENT = {"sfsrm predict movie/": {"frames"}, "selfsup predict": {"shape
 # Ranges for the README's numbers that the smaller inputs change (and that vary with the noise): both the
 # README's value and the printed one must lie in them. Keyed by the command's first words.
 RANGES = {
-    "evaluate sim.tif": {  # the README's 256² SIM: 114 / 246 nm, PSNR 27.3, SSIM 0.54; at 128²: 118 / 237, 30.0, 0.78
+    # The README's 256² SIM: resolution 114 / 246 nm, PSNR 27.3, SSIM 0.54; the test's 128²: 118 / 237, 30.0, 0.78.
+    "evaluate sim.tif": {
         "resolution_nm": (100, 135), "widefield_resolution_nm": (220, 270), "psnr": (25, 33), "ssim": (0.45, 0.85),
         "ms_ssim": (0.75, 0.92), "nrmse": (0.02, 0.06), "pearson": (0.6, 0.8), "hawkman": (0.75, 0.9),
         "squirrel_rse": (1.0, 2.2), "squirrel_rsp": (0.88, 0.98)},
@@ -237,9 +238,12 @@ def test_every_command_of_the_tour_runs_and_prints_what_the_readme_says(tmp_path
         else:
             pytest.fail(f"a {step['kind']} block in the tour: teach this test what to do with it")
 
-    # What the tour's outputs are, beyond what they print: the ensemble's disagreement map lies beside its
-    # output; the SIM image resolves finer than the widefield one (checked through evaluate's ranges above);
-    # the movie's agreement map has a frame per SR frame.
+    # What the tour's outputs are, beyond what they print: SIM and SFSRM resolve finer than the widefield
+    # image (decorrelation analysis, evaluate's metrics.json); the ensemble's disagreement map lies beside
+    # its output; the movie's agreement map has a frame per SR frame.
+    for folder, ratio in (("eval", 0.6), ("eval_sr", 0.4)):
+        metrics = json.loads((tmp_path / folder / "metrics.json").read_text())
+        assert metrics["resolution_nm"] < ratio * metrics["widefield_resolution_nm"], (folder, metrics)
     assert (tmp_path / "sr_ensemble_disagreement.tif").is_file()
     agreement = zarr.open_array(str(tmp_path / "agreement.zarr"), mode="r")
     assert agreement.shape == zarr.open_array(str(tmp_path / "sr_movie.zarr"), mode="r").shape

@@ -1,4 +1,4 @@
-"""The demo job: simulated low-light TIRF-SIM → pattern estimate → Wiener SIM → figures, with truth to compare."""
+"""The demo jobs: the SIM chain on a simulated TIRF-SIM set, then each shipped model on held-out simulated data, with figures."""
 
 from __future__ import annotations
 
