@@ -9,7 +9,7 @@ Methods, on the same noisy raw frames (3 × 3, 62.6 nm pixels, NA 1.35, 525 nm e
 * **rDL SIM** — the rDL pipeline: SR estimate → modulated images → denoiser → Wiener, true pattern.
 
 Reference: the ground-truth specimen blurred to what an ideal linear SIM resolves
-(:func:`microsr.train.rdl_data.sim_target`). PSNR and SSIM use the rDL authors' normalization (a
+(:func:`microsr.synthetic.sim_target`). PSNR and SSIM use the rDL authors' normalization (a
 least-squares linear fit of each image to the reference, ``normalization="linear_fit"``); the
 resolution is decorrelation analysis of each image alone. Seeds are held out (odd validation seeds
 are never drawn by training; these start at 10⁹ + 1).
@@ -37,8 +37,7 @@ from microsr.models.rdl import NETWORK_FILES, load_network
 from microsr.models.shipped import model_folder
 from microsr.pipelines.rdl_sim import RDLSIM, care_sim
 from microsr.sim.reconstruct import ReconstructionSettings, reconstruct
-from microsr.synthetic.sim_raw import simulate_sim
-from microsr.train.rdl_data import sim_resolution_fwhm_nm, sim_target
+from microsr.synthetic.sim_raw import sim_resolution_fwhm_nm, sim_target, simulate_sim
 
 HELD_OUT_SEED = 10**9 + 1
 

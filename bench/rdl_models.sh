@@ -25,7 +25,7 @@ train denoise 0 & train denoise 1 & wait
 train sr 2 & train care 0 & wait
 train denoise 2
 
-# One model folder per seed (what RDLSIM.from_folder and --ensemble take); seed 0 is the shipped one.
+# One model folder per seed (what RDLSIM.from_pretrained and --ensemble take); seed 0 is the shipped one.
 for seed in 0 1 2; do
   mkdir -p "$RUNS/model_seed$seed"
   cp "$RUNS/sr_seed$seed/model.pt" "$RUNS/model_seed$seed/sr.pt"

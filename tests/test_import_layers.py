@@ -10,7 +10,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "microsr"
 
-#: Layer of each part of the package (DESIGN.md §1): a module may import its own layer and those below.
+#: Layer of each part of the package (README, Layout): a module may import its own layer and those below.
 LAYERS = {
     "microsr": 0, "microsr.errors": 0,
     "microsr.io": 1, "microsr.device": 1,

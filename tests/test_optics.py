@@ -8,7 +8,6 @@ from microsr.errors import InputError
 from microsr.optics import circular_pupil_otf_profile, ideal_otf, load_otf_mrc, otf_cutoff_per_um
 
 
-
 def test_cutoff_is_2na_over_lambda():
     assert otf_cutoff_per_um(1.35, 500.0) == pytest.approx(5.4)
 

@@ -6,6 +6,7 @@ import importlib
 import json
 import signal
 import sys
+import threading
 from enum import Enum
 from pathlib import Path
 from typing import List, Optional
@@ -40,6 +41,7 @@ class _Group(TyperGroup):
 
 def _typer(help: str) -> typer.Typer:
     return typer.Typer(no_args_is_help=True, help=help, cls=_Group)
+
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, cls=_Group,
                   help="Super-resolution microscopy that can be checked against the physics.")
@@ -242,9 +244,8 @@ def sim_reconstruct_command(
         params=SIMParameters.load(params_file) if params_file else None, average_time_points=average,
         phase_steps=phase_steps.value, wiener_weight=wiener, apodization=apodization.value,
         apodization_cutoff=apodization_cutoff, widefield_output=widefield, figure=figure, device=device.value,
-        batch_size=batch_size, overwrite=overwrite, progress=sys.stderr.isatty())
-    if not params_file:
-        _warn(params.quality["warnings"])
+        batch_size=batch_size, overwrite=overwrite, progress=sys.stderr.isatty(),
+        on_warning=lambda warning: _warn([warning]))
     typer.echo(json.dumps(summary))
 
 
@@ -443,7 +444,8 @@ def demo_command(
 def main() -> None:
     """Entry point: user errors print one line and exit 2; Ctrl-C or SIGTERM print "aborted" and exit 130 after
     every output being written is removed; bugs keep their traceback."""
-    previous = terminate_as_interrupt()  # SIGTERM unwinds like Ctrl-C, so writers remove their partial outputs
+    # SIGTERM unwinds like Ctrl-C, so writers remove their partial outputs (signals reach the main thread only)
+    previous = terminate_as_interrupt() if threading.current_thread() is threading.main_thread() else False
     try:
         code = app(standalone_mode=False)
     except MicrosrError as exc:
@@ -459,7 +461,8 @@ def main() -> None:
             sys.exit(exc.exit_code or 2)
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if previous is not False:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
     # Without standalone mode, typer turns an interrupt inside a command into a returned exit code (130)
     # instead of raising it: that code must still reach the shell.
     if code == 130:

@@ -91,15 +91,14 @@ def test_tab_indentation_is_named(tmp_path):
         read_yaml(tmp_path / "run.yaml")
 
 
-def test_key_given_twice(tmp_path):
-    (tmp_path / "run.yaml").write_text("output_dir: a\nnetwork: {features: 8}\noutput_dir: b\n")
-    with pytest.raises(InputError, match=r"run.yaml: line 3: key 'output_dir' is given twice \(first on line 1\)"):
-        read_yaml(tmp_path / "run.yaml")
-
-
-def test_key_given_twice_on_one_line(tmp_path):
-    (tmp_path / "run.yaml").write_text("network: {features: 8, features: 16}\n")
-    with pytest.raises(InputError, match=r"line 1: key 'features' is given twice \(first on line 1\)"):
+@pytest.mark.parametrize("text, message", [
+    ("output_dir: a\nnetwork: {features: 8}\noutput_dir: b\n",
+     r"run.yaml: line 3: key 'output_dir' is given twice \(first on line 1\)"),
+    ("network: {features: 8, features: 16}\n", r"line 1: key 'features' is given twice \(first on line 1\)"),
+], ids=["on two lines", "on one line"])
+def test_key_given_twice(tmp_path, text, message):
+    (tmp_path / "run.yaml").write_text(text)
+    with pytest.raises(InputError, match=message):
         read_yaml(tmp_path / "run.yaml")
 
 

@@ -86,3 +86,8 @@ def test_the_names_of_microsr_0_1_still_load_and_say_what_they_are_now():
         assert isinstance(RDLSIM.from_folder("tirf-sim-3x3", device="cpu"), RDLSIM)
     with pytest.warns(DeprecationWarning, match="from_pretrained"):
         assert isinstance(SelfSupDenoiser.from_file("llsm-vesicles-tis", device="cpu"), SelfSupDenoiser)
+
+    otf = RDLSIM.from_pretrained("tirf-sim-3x3", device="cpu").otf
+    with pytest.warns(DeprecationWarning, match="pass otf by keyword"):
+        old_order = RDLSIM.from_pretrained("tirf-sim-3x3", otf, "cpu")
+    assert old_order.otf is otf and old_order.device.type == "cpu"

@@ -34,8 +34,10 @@ def test_another_version_of_the_format_is_named_with_what_to_do(method, tmp_path
 
 def test_files_of_another_method_or_program_or_damaged_are_refused_in_one_line(tmp_path):
     other = save_network(tmp_path / "rdl.pt", "rdl", nn.Linear(3, 1), model={"inputs": 3})
-    with pytest.raises(InputError, match="not a microsr SFSRM model .*'microsr-rdl-1'.*'microsr-sfsrm-1'"):
-        read_model_file(other, "sfsrm", missing_hint="")
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"format": "another-program-3", "weights": torch.zeros(3)}, foreign)
+    with pytest.raises(InputError, match="not a microsr SFSRM model .*'another-program-3'.*'microsr-sfsrm-1'.*train one"):
+        read_model_file(foreign, "sfsrm", missing_hint="train one")
     pickled = tmp_path / "pickled.pt"
     torch.save({"format": format_tag("sfsrm"), "model": nn.Linear(3, 1)}, pickled)  # needs code to load
     with pytest.raises(InputError, match="corrupt or not a microsr SFSRM model"):
@@ -52,3 +54,10 @@ def test_weights_of_another_layout_are_refused(tmp_path):
     path = save_network(tmp_path / "model.pt", "selfsup", nn.Linear(3, 1), model={"inputs": 4})
     with pytest.raises(InputError, match="RuntimeError.*not a microsr self-supervised LLSM model"):
         load_network(path, "selfsup", _build, missing_hint="")
+
+
+def test_a_model_of_another_method_is_named_with_the_command_that_takes_it(tmp_path):
+    path = save_network(tmp_path / "sr.pt", "rdl", nn.Linear(3, 1), model={"inputs": 3})
+    with pytest.raises(InputError, match=r"holds a model for rDL SIM, not for SFSRM: give it to 'microsr rdl predict', "
+                                         r"or train one"):
+        read_model_file(path, "sfsrm", missing_hint="train one")

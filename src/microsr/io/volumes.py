@@ -241,3 +241,31 @@ def stack_metadata(stack) -> dict:
         if pixel:
             found["pixel_size_nm"] = pixel
     return found
+
+
+def stated_sampling_nm(metadata: dict) -> tuple[float | None, float | None]:
+    """(z-step, lateral pixel) in nm from :func:`stack_metadata`, each ``None`` where the stack does not say it
+    in a form that can be trusted.
+
+    ``voxel_size_nm`` counts only as three positive numbers (z, y, x); otherwise ``pixel_size_nm`` gives the
+    lateral pixel. Attributes written by other programs come in many forms (a scalar, a dict, two
+    numbers): one that is not understood is ignored here rather than read wrongly.
+
+    Examples
+    --------
+    >>> stated_sampling_nm({"voxel_size_nm": [200, 92.6, 92.6]})
+    (200.0, 92.6)
+    >>> stated_sampling_nm({"voxel_size_nm": {"z": 200}, "pixel_size_nm": 92.6})
+    (None, 92.6)
+    """
+    def positive(value) -> float | None:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return None
+        return number if number > 0 and number == number and number != float("inf") else None
+
+    voxel = metadata.get("voxel_size_nm")
+    if isinstance(voxel, (list, tuple)) and len(voxel) == 3 and all(positive(v) for v in voxel):
+        return positive(voxel[0]), positive(voxel[1])
+    return None, positive(metadata.get("pixel_size_nm"))

@@ -17,6 +17,7 @@ References
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -173,8 +174,7 @@ class RDLModel:
         return self.info["acquisition"]
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path = DEFAULT_MODEL, device: str = "auto", *,
-                        otf: OTF | None = None):
+    def from_pretrained(cls, name_or_path: str | Path = DEFAULT_MODEL, device: str = "auto", otf: OTF | None = None):
         """A shipped model by name (e.g. "tirf-sim-3x3"), or a folder with ``sr.pt`` and ``denoiser.pt``.
 
         The OTF defaults to the ideal one of the acquisition the model was trained for.
@@ -185,6 +185,10 @@ class RDLModel:
         >>> model.acquisition["angles"], model.acquisition["phases"], model.acquisition["pixel_size_nm"]
         (3, 3, 62.6)
         """
+        if isinstance(device, OTF):  # microsr 0.1's order was (name_or_path, otf, device)
+            warnings.warn("RDLSIM.from_pretrained(name, otf, device) is now (name, device, otf=...): pass otf by "
+                          "keyword", DeprecationWarning, stacklevel=2)
+            device, otf = (otf if isinstance(otf, str) else "auto"), device
         folder = model_folder(name_or_path, "rdl")
         if not folder.is_dir():
             raise InputError(f"rDL model folder {folder} is not a folder: give a folder with sr.pt and denoiser.pt")

@@ -24,6 +24,7 @@ import torch
 
 from microsr.device import resolve_device
 from microsr.errors import InputError
+from microsr.io.volumes import stated_sampling_nm
 from microsr.models import serialize
 from microsr.models.checks import check_pixel_size
 from microsr.models.shipped import model_folder
@@ -90,8 +91,6 @@ def probe_normalization(stack, region_shape, count: int = 16, *, background: flo
     return float(background), max(float(scale), MIN_SCALE)
 
 
-
-
 def sis_split(volume):
     """Odd and even z-slices of one ``(Z, Y, X)`` volume: the two halves of a SiS-rDL pair.
 
@@ -127,8 +126,6 @@ def sis_split(volume):
         raise InputError(f"SiS-rDL needs at least 2 z-slices to split into odd and even, the volume has "
                          f"{shape[0]} (shape {shape}): record a z-stack, or use TiS-rDL (mode 'tis')")
     return volume[1::2], volume[0::2]
-
-
 
 
 def build_network(hyper: dict) -> RCAN3D:
@@ -215,11 +212,11 @@ class SelfSupModel:
         Either side unknown (files of microsr 0.1, stacks without metadata) passes: there is nothing to
         compare. SiS-rDL learned the gap between planes, so its z-step matters as much as the pixel.
         """
-        stated = metadata.get("voxel_size_nm")
-        if self.voxel_size_nm is None or not stated:
+        if self.voxel_size_nm is None:
             return
-        check_pixel_size(float(stated[1]), self.voxel_size_nm[1], "the stack")
-        check_pixel_size(float(stated[0]), self.voxel_size_nm[0], "the stack", sampling="z-steps")
+        z_step, pixel = stated_sampling_nm(metadata)
+        check_pixel_size(pixel, self.voxel_size_nm[1], "the stack")
+        check_pixel_size(z_step, self.voxel_size_nm[0], "the stack", sampling="z-steps")
 
     def measure(self, stack) -> tuple[float, float]:
         """(background, scale) of a ``(T, Z, Y, X)`` stack, measured as training measured its stack."""

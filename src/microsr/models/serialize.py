@@ -64,7 +64,7 @@ def read_model_file(path: str | Path, method: str, *, missing_hint: str) -> dict
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds on a truncated or foreign file
         raise InputError(f"cannot load {what} {path} ({exc.__class__.__name__}): the file is corrupt or not a "
-                         f"microsr {what}") from None
+                         f"microsr {what}: {missing_hint}") from None
     found = saved.get("format") if isinstance(saved, dict) else None
     if found == format_tag(method):
         return saved
@@ -73,8 +73,11 @@ def read_model_file(path: str | Path, method: str, *, missing_hint: str) -> dict
         raise InputError(f"{path} is a {what} file of format version {match['version']} ({found}); this microsr "
                          f"reads version {FORMAT_VERSIONS[method]} ({format_tag(method)}): retrain the model with "
                          "this version, or load it with the microsr version that wrote it")
+    if match and match["method"] in METHOD_NAMES:
+        raise InputError(f"{path} holds a model for {METHOD_NAMES[match['method']]}, not for {METHOD_NAMES[method]}: "
+                         f"give it to 'microsr {match['method']} predict', or {missing_hint}")
     raise InputError(f"cannot load {what} {path}: the file is corrupt or not a microsr {what} "
-                     f"(format {found!r}, expected {format_tag(method)!r})")
+                     f"(format {found!r}, expected {format_tag(method)!r}): {missing_hint}")
 
 
 def load_network(path: str | Path, method: str, build: Callable[[dict], torch.nn.Module], *,
@@ -93,5 +96,5 @@ def load_network(path: str | Path, method: str, build: Callable[[dict], torch.nn
         raise
     except Exception as exc:  # wrong hyper-parameters or weights of another layout
         raise InputError(f"cannot load {what} {path} ({exc.__class__.__name__}): the file is corrupt or not a "
-                         f"microsr {what}") from None
+                         f"microsr {what}: {missing_hint}") from None
     return network.eval(), {k: v for k, v in saved.items() if k != "state_dict"}

@@ -39,7 +39,7 @@ def build_generator(network: str, hyper: dict) -> RRDBNet:
     """An untrained SEN (image in) or SRN (image and edge map in) of the given RRDB sizes.
 
     ``hyper`` holds ``features``, ``blocks``, ``growth`` and ``scale``
-    (:class:`microsr.train.sfsrm.NetworkConfig`).
+    (:class:`microsr.train.sfsrm_config.NetworkConfig`).
     """
     if network not in NETWORK_FILES:
         raise InputError(f"unknown SFSRM network {network!r}: use 'sen' or 'srn'")

@@ -25,7 +25,6 @@ from microsr.tiling import predict_tiled
 @dataclass
 class RDLResult:
     """An rDL SIM prediction: the SIM image, the denoised raw frames, and what led to them."""
-
     sim: np.ndarray           #: (2Y, 2X) rDL SIM image (Wiener reconstruction of the denoised frames)
     denoised: np.ndarray      #: (A, P, Y, X) denoised raw frames, background-free photon units
     sr_estimate: np.ndarray   #: (2Y, 2X) the SR network's estimate, normalized 0–1
@@ -77,7 +76,8 @@ class RDLSIM(RDLModel):
                                         device=self.device, channels=2 * phases)
         denoised_photons = denoised * scale
         # The denoised frames are background-free photons: reconstructed with a background of 0.
-        return RDLResult(sim=sim.reconstruct(denoised_photons, params), denoised=denoised_photons, sr_estimate=sr_estimate, params=params)
+        return RDLResult(sim=sim.reconstruct(denoised_photons, params), denoised=denoised_photons,
+                         sr_estimate=sr_estimate, params=params)
 
 
 @torch.no_grad()

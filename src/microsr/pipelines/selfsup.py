@@ -76,7 +76,6 @@ _ATTR_DONE = "volumes_done"
 @dataclass(frozen=True)
 class TilePlan:
     """Tile shape and overlap (z, y, x) for one volume shape, and the memory they need (MB)."""
-
     tile: tuple[int, int, int]
     overlap: tuple[int, int, int]
     memory_mb: float
@@ -257,7 +256,6 @@ class SelfSupDenoiser(SelfSupModel):
 
 class _OneVolume:
     """A ``(Z, Y, X)`` array seen as a stack of one time point (for :func:`probe_normalization`)."""
-
     def __init__(self, volume):
         self.volume = volume
         self.shape = (1, *volume.shape)

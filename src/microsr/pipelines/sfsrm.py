@@ -23,7 +23,6 @@ from microsr.tiling import predict_tiled
 @dataclass
 class SFSRMResult:
     """A prediction: the SR image, the denoised input, and the pixel size of the SR grid."""
-
     sr: np.ndarray
     denoised: np.ndarray
     pixel_size_nm: float | None
@@ -75,7 +74,6 @@ def predict_stack(model: SFSRM, stack, output: str | Path, *, pixel_size_nm: flo
     Only one frame (and, for the agreement map, the last five SR frames) is in memory at a time; the
     agreement of frame t is therefore measured over frames t−4…t (a causal window of 5, paper 003).
     """
-
 
     count = stack.shape[0]
     first = model.predict(np.asarray(stack[0]), pixel_size_nm=pixel_size_nm, **kwargs).sr
@@ -129,16 +127,17 @@ def predict_file(models: list[SFSRM], image: str | Path, output: str | Path, *, 
     ``sr_pixel_size_nm``, ``shape`` or ``frames``, and ``confidence`` when a map was written).
     """
     check_writable(output, overwrite)
+    data = read_image(image, lazy=True)
+    pixel = pixel_size_nm or data.pixel_size_nm
+    array = data.array
+    movie = array.ndim == 3 and array.shape[-1] not in (3, 4) and array.shape[0] > 1
+    if movie and len(models) > 1:
+        raise InputError("--ensemble works on single frames; run each model on the movie instead")
     if len(models) > 1 and confidence is None:
         confidence = disagreement_path(output)
     if confidence:
         check_writable(confidence, overwrite)
-    data = read_image(image, lazy=True)
-    pixel = pixel_size_nm or data.pixel_size_nm
-    array = data.array
-    if array.ndim == 3 and array.shape[-1] not in (3, 4) and array.shape[0] > 1:
-        if len(models) > 1:
-            raise InputError("--ensemble works on single frames; run each model on the movie instead")
+    if movie:
         summary = predict_stack(models[0], array, output, pixel_size_nm=pixel, overwrite=overwrite,
                                 agreement_output=confidence, progress=progress, tile_px=tile_px)
         return {**summary, **({"confidence": str(confidence)} if confidence else {})}
@@ -153,4 +152,3 @@ def predict_file(models: list[SFSRM], image: str | Path, output: str | Path, *, 
     write_image(output, sr, pixel_size_nm=sr_pixel, axes="YX", overwrite=overwrite)
     return {"output": str(output), "sr_pixel_size_nm": sr_pixel, "shape": list(sr.shape),
             **({"confidence": str(confidence)} if confidence else {})}
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,7 +24,6 @@ from microsr.sim.reconstruct import ReconstructionSettings, WienerReconstructor
 @dataclass(frozen=True)
 class Optics:
     """What the user tells about the microscope; a measured OTF file wins over NA and wavelength."""
-
     na: float = 1.35
     wavelength_nm: float = 525.0
     otf_path: str | None = None
@@ -143,14 +143,6 @@ def resolve_background(stack, background: str | float) -> float:
     if background == "auto":
         return estimate_background(_time_point(stack, 0))
     return float(background)
-
-
-def estimate_from_stack(stack, pixel_size_nm: float, otf: OTF, *, background: float,
-                        average_time_points: int = 1, prior: PatternPrior | None = None,
-                        phase_steps: str = "equal", diagnostics: dict | None = None) -> SIMParameters:
-    """Estimate pattern parameters from the mean of the first ``average_time_points`` (0 = all)."""
-    sim = SIMReconstructor(otf, pixel_size_nm, ReconstructionSettings(background=background), prior, phase_steps)
-    return estimate_stack(sim, stack, average_time_points=average_time_points, diagnostics=diagnostics)
 
 
 def estimate_stack(sim: SIMReconstructor, stack, *, average_time_points: int = 1,
@@ -282,12 +274,14 @@ def reconstruct_file(raw: str | Path, output: str | Path, *, optics: Optics = Op
                      phase_steps: str = "equal", wiener_weight: float = 0.05, apodization: str = "otf",
                      apodization_cutoff: float = 1.0, widefield_output: str | Path | None = None,
                      figure: str | Path | None = None, device: str = "auto", batch_size: int = 0,
-                     overwrite: bool = False, progress: bool = True) -> tuple[dict, SIMParameters]:
+                     overwrite: bool = False, progress: bool = True,
+                     on_warning: Callable[[str], None] | None = None) -> tuple[dict, SIMParameters]:
     """``microsr sim reconstruct``: Wiener SIM of every time point of a raw file, streamed to ``output``.
 
     The pattern is ``params`` (from ``sim estimate``) or estimated from the first
-    ``average_time_points``. Returns the summary printed by the CLI and the parameters used (their
-    ``quality["warnings"]`` say whether an estimate is to be trusted).
+    ``average_time_points``; ``on_warning`` receives each warning of that estimate (unreliable
+    modulation, peaks near the cut-off) as soon as it is made, before the stack is reconstructed.
+    Returns the summary printed by the CLI and the parameters used.
     """
     check_writable(output, overwrite)
     if figure:
@@ -299,6 +293,8 @@ def reconstruct_file(raw: str | Path, output: str | Path, *, optics: Optics = Op
     sim = SIMReconstructor(optics.otf(pixel), pixel, settings, phase_steps=phase_steps, device=device)
     if params is None:
         params = estimate_stack(sim, stack, average_time_points=average_time_points)
+        for warning in params.quality["warnings"] if on_warning else ():
+            on_warning(warning)
     summary = reconstruct_stack(stack, params, pixel, sim.otf, output, settings=settings,
                                 widefield_output=widefield_output, device=device, batch_size=batch_size,
                                 overwrite=overwrite, progress=progress, figure=figure, figure_title=Path(raw).name)

@@ -416,6 +416,3 @@ def assess_quality(params: SIMParameters, peak_contrast: list[float], background
             "background_subtracted": background, "otf": otf.source, "phase_steps": phase_steps,
             "phase_step_deviation_rad": phase_step_deviation, "warnings": warnings,
             "reliable": not warnings}
-
-
-

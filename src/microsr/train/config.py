@@ -10,6 +10,12 @@ from microsr.errors import InputError
 from microsr.io.config_files import read_yaml, validation_message
 
 
+def check_range(name: str, bounds: tuple[float, float]) -> None:
+    """A (low, high) range of a positive quantity (photons, SNR) to draw from, or a ValueError naming it."""
+    if bounds[0] <= 0 or bounds[1] < bounds[0]:
+        raise ValueError(f"{name} {bounds} must be a range (low, high) with 0 < low <= high")
+
+
 class Strict(BaseModel):
     """A configuration section that refuses unknown keys."""
 

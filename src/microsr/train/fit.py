@@ -110,6 +110,12 @@ def fit(module, make_loader, config: RunSettings, *, progress: bool = True) -> N
                         num_sanity_val_steps=0, default_root_dir=output)
     try:
         trainer.fit(module, train_dataloaders=make_loader(resumes), ckpt_path=str(last) if last.exists() else None)
+    except SystemExit:
+        # Lightning answers Ctrl-C (and SIGTERM, which the CLI turns into one) by exiting with status 1;
+        # it is an interrupt, and the run resumes from its last checkpoint: say so as every command does.
+        if trainer.interrupted:
+            raise KeyboardInterrupt from None
+        raise
     except (RuntimeError, KeyError) as exc:
         if last.exists() and ("checkpoint" in str(exc).lower() or "state_dict" in str(exc)):
             raise InputError(f"cannot resume from {last} ({str(exc).splitlines()[0][:100]}): it belongs "

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 
 from microsr.losses import rdl_loss_terms
 from microsr.models.rdl import build_network, save_network
-from microsr.train.config import NetworkRun, Strict, load_config
+from microsr.train.config import NetworkRun, Strict, check_range, load_config
 from microsr.train.fit import NetworkTraining, finish_step, last_validation, run_training
 from microsr.train.rdl_data import FolderRawPairs, RawPairStream, validation_raw_pairs
 
@@ -50,8 +50,7 @@ class RDLDataConfig(Strict):
     def _consistent(self):
         if self.source == "folder" and self.folder is None:
             raise ValueError("data.source is 'folder' but data.folder is missing")
-        if self.photons[0] <= 0 or self.photons[1] < self.photons[0]:
-            raise ValueError(f"data.photons {self.photons} must be a range (low, high) with 0 < low <= high")
+        check_range("data.photons", self.photons)
         if self.sr_model is not None and not self.sr_model.is_file():
             raise ValueError(f"data.sr_model {self.sr_model} does not exist: train the SR network first "
                              "(task: sr) and give its model.pt")

@@ -10,7 +10,7 @@ import torch
 from pydantic import Field
 from torch.utils.data import DataLoader
 
-from microsr.io.volumes import open_volume_stack, stack_metadata
+from microsr.io.volumes import open_volume_stack, stack_metadata, stated_sampling_nm
 from microsr.losses import sis_loss, tis_loss
 from microsr.models.selfsup import build_network, save_network
 from microsr.train.config import NetworkRun, load_config
@@ -131,12 +131,13 @@ def train_selfsup(config: SelfSupConfig, *, progress: bool = True, patches=None)
 
     def export(module: SelfSupTraining, output: Path) -> Path:
         # The training stack's sampling, when it states one, so prediction can check a stack against it.
-        sampling = stack_metadata(open_volume_stack(config.stack)).get("voxel_size_nm") if custom is None else None
+        metadata = stack_metadata(open_volume_stack(config.stack)) if custom is None else {}
+        z_step, pixel = stated_sampling_nm(metadata)
         return save_network(output / "model.pt", module.network, mode=config.mode, hyper=config.model,
                             patch_size=config.patch_size, iterations=int(module.iteration),
                             validation=last_validation(output / "losses.csv"),
                             normalization={"background": validation.background, "scale": validation.scale},
-                            **({"voxel_size_nm": [float(v) for v in sampling]} if sampling else {}))
+                            **({"voxel_size_nm": [z_step, pixel, pixel]} if z_step and pixel else {}))
 
     return run_training(config, build, lambda resumes: DataLoader(patches(config.seed, resumes),
                                                                   batch_size=config.batch_size, num_workers=0),

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from microsr.train.config import RunSettings, Strict
+from microsr.train.config import RunSettings, Strict, check_range
 
 LOSS_NAMES = ("msssim_l1", "perceptual", "adversarial", "frequency")
 
@@ -48,8 +48,7 @@ class DataConfig(Strict):
     def _folder_given(self):
         if self.source == "folder" and self.folder is None:
             raise ValueError("data.source is 'folder' but data.folder (lr_dir, hr_dir) is missing")
-        if self.snr[0] <= 0 or self.snr[1] < self.snr[0]:
-            raise ValueError(f"data.snr {self.snr} must be a range (low, high) with 0 < low <= high")
+        check_range("data.snr", self.snr)
         return self
 
 
