@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,12 +45,19 @@ def equally_spaced_phases(phases: int, offset_rad: float = 0.0) -> tuple[float, 
 
 
 def random_parameters(rng: np.random.Generator, *, angles: int = 3, phases: int = 3,
-                      spacing_nm: float, modulation: float = 0.8, angle_rad: float | None = None,
+                      spacing_nm: float, modulation: float | Sequence[float] = 0.8, angle_rad: float | None = None,
                       phase_jitter_rad: float = 0.0) -> SIMParameters:
-    """Pattern parameters with orientations ``π/A`` apart, a random base angle and random phases."""
+    """Pattern parameters with orientations ``π/A`` apart, a random base angle and random phases.
+
+    ``modulation`` is one depth for all orientations or one per orientation (real instruments differ
+    between orientations: polarization, beam alignment).
+    """
+    depths = [float(modulation)] * angles if np.ndim(modulation) == 0 else [float(m) for m in modulation]
+    if len(depths) != angles:
+        raise ValueError(f"{len(depths)} modulation depths for {angles} orientations: give one or one per orientation")
     base = rng.uniform(0, np.pi / angles) if angle_rad is None else angle_rad
     orientations = []
-    for a in range(angles):
+    for a, modulation in enumerate(depths):
         offset = rng.uniform(0, 2 * np.pi)
         steps = np.array(equally_spaced_phases(phases, offset)) + rng.normal(0, phase_jitter_rad, phases)
         orientations.append(Orientation(float((base + a * np.pi / angles) % np.pi), spacing_nm,

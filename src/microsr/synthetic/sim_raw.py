@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,6 +13,7 @@ from microsr.errors import InputError
 from microsr.optics import OTF, ideal_otf
 from microsr.sim.parameters import SIMParameters
 from microsr.sim.pattern import Camera, add_camera_noise, forward_model, random_parameters, widefield_model
+from microsr.synthetic.defects import AcquisitionDefects, camera_defects, illumination_defects
 from microsr.synthetic.specimens import filaments_and_dots, polymer_chains, rings
 
 #: Specimens :func:`simulate_sim` can image: microtubule-like filaments with vesicle-like dots,
@@ -26,6 +28,9 @@ _LINE_WIDTH_NM = 25.0  # microtubule and clathrin coat are both ~25 nm across
 
 #: FWHM of the widefield (Airy) PSF in units of λ/NA.
 AIRY_FWHM_PER_WAVELENGTH_OVER_NA = 0.51
+
+# The defects' own random stream (with the seed): switching them on leaves every other draw as it was.
+_DEFECT_STREAM = 0xDEFEC7
 
 # Floor of the target's maximum: an empty field stays zero rather than dividing by zero.
 _MIN_PEAK = 1e-6
@@ -43,6 +48,8 @@ class SimulatedSIM:
     pixel_size_nm: float
     camera: Camera
     settings: dict = field(default_factory=dict)
+    #: Where the camera's defects are (``hot``, ``dead`` masks and the fixed ``offset_map``), if any were simulated.
+    camera_defects: dict = field(default_factory=dict)
 
     def truth_dict(self) -> dict:
         """Everything a test or a user needs to judge an estimate or a reconstruction."""
@@ -58,11 +65,12 @@ class SimulatedSIM:
 
 def simulate_sim(*, shape: tuple[int, int] = (256, 256), pixel_size_nm: float = 62.6, na: float = 1.35,
                  wavelength_nm: float = 525.0, pattern_fraction_of_cutoff: float = 0.92,
-                 angles: int = 3, phases: int = 3, modulation: float = 0.8,
+                 angles: int = 3, phases: int = 3, modulation: float | Sequence[float] = 0.8,
                  angle_rad: float | None = None, phase_jitter_rad: float = 0.0,
                  photons: float = 30.0, time_points: int = 1, camera: Camera = Camera(),
                  n_filaments: int | None = None, n_dots: int | None = None, otf: OTF | None = None,
-                 seed: int = 0, specimen: str = "filaments") -> SimulatedSIM:
+                 seed: int = 0, specimen: str = "filaments",
+                 defects: AcquisitionDefects | None = None) -> SimulatedSIM:
     """Simulate raw SIM frames of a synthetic specimen with known pattern parameters.
 
     Parameters
@@ -75,8 +83,8 @@ def simulate_sim(*, shape: tuple[int, int] = (256, 256), pixel_size_nm: float = 
         Pattern frequency as a fraction of the OTF cut-off ``2NA/λ`` (TIRF-SIM: 0.9–1.0).
     angles, phases : int
         Orientations and phase steps (3×3 or 3×5).
-    modulation : float
-        Modulation depth ``m`` of ``1 + m cos(...)``.
+    modulation : float or sequence of float
+        Modulation depth ``m`` of ``1 + m cos(...)``, one for all orientations or one per orientation.
     angle_rad : float, optional
         Base angle; random in ``[0, π/A)`` when not given.
     phase_jitter_rad : float
@@ -99,6 +107,11 @@ def simulate_sim(*, shape: tuple[int, int] = (256, 256), pixel_size_nm: float = 
         "filaments": microtubule-like filaments and vesicle-like dots (sparse); "pits": hollow rings of
         50–160 nm diameter like clathrin-coated pits, plus dots; "network": a dense network of
         worm-like filaments (SFSRM's 5 µm of filament per µm²).
+    defects : AcquisitionDefects, optional
+        A real instrument's camera, laser and bleaching (:mod:`microsr.synthetic.defects`), drawn from
+        a generator of their own: the specimen, pattern and shot noise stay those of ``seed``.
+        ``raw_clean`` stays the ideal frames; the defects are recorded in ``settings["defects"]`` and
+        ``camera_defects``.
 
     Raises
     ------
@@ -146,14 +159,23 @@ def simulate_sim(*, shape: tuple[int, int] = (256, 256), pixel_size_nm: float = 
     raw_clean = forward_model(density, fine_pixel, oversample, otf, params, margin)
     inner = slice(margin * oversample, -margin * oversample)
     truth = density[inner, inner]
-    raw = np.stack([add_camera_noise(raw_clean, camera, rng) for _ in range(time_points)])
+    record: dict = {}
+    if defects is None:
+        raw = np.stack([add_camera_noise(raw_clean, camera, rng) for _ in range(time_points)])
+    else:
+        defect_rng = np.random.default_rng((seed, _DEFECT_STREAM))
+        expected, _ = illumination_defects(np.broadcast_to(raw_clean, (time_points, *raw_clean.shape)), defects,
+                                           defect_rng)
+        raw = np.stack([add_camera_noise(frames, camera, rng) for frames in expected])
+        raw, record = camera_defects(raw, defects, defect_rng)
     widefield = raw.mean(axis=(1, 2)) - camera.offset_adu - camera.background_photons
     settings = dict(na=na, wavelength_nm=wavelength_nm, photons=photons, seed=seed,
                     pattern_fraction_of_cutoff=pattern_fraction_of_cutoff, shape=list(shape),
-                    angles=angles, phases=phases, time_points=time_points, specimen=specimen)
+                    angles=angles, phases=phases, time_points=time_points, specimen=specimen,
+                    **({"defects": defects.to_dict()} if defects is not None else {}))
     return SimulatedSIM(raw=raw, raw_clean=raw_clean, ground_truth=truth.astype(np.float32),
                         widefield=widefield.astype(np.float32), params=params,
-                        pixel_size_nm=pixel_size_nm, camera=camera, settings=settings)
+                        pixel_size_nm=pixel_size_nm, camera=camera, settings=settings, camera_defects=record)
 
 
 def sim_resolution_fwhm_nm(na: float, wavelength_nm: float, pattern_fraction_of_cutoff: float) -> float:
