@@ -7,6 +7,7 @@ import json
 import signal
 import sys
 import threading
+import warnings
 from enum import Enum
 from pathlib import Path
 from typing import List, Optional
@@ -90,9 +91,15 @@ BACKGROUND = typer.Option("auto", "--background",
 OVERWRITE = typer.Option(False, "--overwrite", help="Replace outputs that exist.")
 
 
-def _warn(warnings: list[str]) -> None:
-    for warning in warnings:
-        typer.secho(f"warning: {warning}", fg="yellow", err=True)
+def _warn(messages: list[str]) -> None:
+    for message in messages:
+        typer.secho(f"warning: {message}", fg="yellow", err=True)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    # A warning of the package (a pixel size read by a rule, an acquisition outside a model's range) is
+    # one line for the user, as errors are; Python's default adds a file name and a source line.
+    _warn([str(message)])
 
 
 @simulate_app.command("sim", cls=_Command)
@@ -446,6 +453,8 @@ def main() -> None:
     every output being written is removed; bugs keep their traceback."""
     # SIGTERM unwinds like Ctrl-C, so writers remove their partial outputs (signals reach the main thread only)
     previous = terminate_as_interrupt() if threading.current_thread() is threading.main_thread() else False
+    shown = warnings.showwarning
+    warnings.showwarning = _show_warning
     try:
         code = app(standalone_mode=False)
     except MicrosrError as exc:
@@ -461,6 +470,7 @@ def main() -> None:
             sys.exit(exc.exit_code or 2)
         raise
     finally:
+        warnings.showwarning = shown
         if previous is not False:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
     # Without standalone mode, typer turns an interrupt inside a command into a returned exit code (130)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import warnings
@@ -39,11 +40,16 @@ class ImageData:
         Lateral (X, Y) pixel size in nm; None when the file does not say.
     axes : str or None
         Axis letters as the file states them ("YX", "TYX", "ZYX", ...); None when unknown.
+    pixel_size_note : str or None
+        How the file's pixel size was read when it was not as the format says: a rule applied (an MRC
+        header in µm) or a value refused as physically implausible (then ``pixel_size_nm`` is None).
+        :func:`pixel_size_of` turns it into a warning or an error where the pixel size is needed.
     """
 
     array: Any
     pixel_size_nm: float | None = None
     axes: str | None = None
+    pixel_size_note: str | None = None
 
 
 def image_format(path: str | Path) -> str:
@@ -173,7 +179,87 @@ def read_image(path: str | Path, *, lazy: bool = False) -> ImageData:
     if image.array.size == 0:
         raise InputError(f"{path} holds no pixels (shape {tuple(image.array.shape)}): check the "
                          "acquisition or the export that wrote it")
+    if image.pixel_size_nm is not None and not image.pixel_size_note and not _plausible(image.pixel_size_nm):
+        image = dataclasses.replace(image, pixel_size_nm=None, pixel_size_note=(
+            f"{path} states a pixel size of {image.pixel_size_nm:g} nm, outside what any microscope image has "
+            f"({PLAUSIBLE_PIXEL_NM[0]:g} nm to {PLAUSIBLE_PIXEL_NM[1] / 1000:g} µm; a unit written wrong?): "
+            "pass --pixel-size-nm"))
     return image
+
+
+#: Pixel sizes (nm, in the sample) any image may have: from a finely rendered localization image to a
+#: coarse light-sheet plane step. A file value outside is a unit error, never used.
+PLAUSIBLE_PIXEL_NM = (1.0, 5000.0)
+
+#: Pixel sizes (nm) of a camera in the sample plane: 100× to 20× objectives on 6.5–13 µm camera pixels,
+#: with binning. A raw frame outside was read or typed in the wrong unit.
+CAMERA_PIXEL_NM = (20.0, 500.0)
+
+
+def _plausible(pixel_size_nm: float, bounds: tuple[float, float] = PLAUSIBLE_PIXEL_NM) -> bool:
+    return bounds[0] <= pixel_size_nm <= bounds[1]
+
+
+def mrc_pixel_size_nm(header_value: float) -> tuple[float | None, str | None]:
+    """The pixel size (nm) an MRC header's voxel size means, and a note when a rule other than the standard's applied.
+
+    The MRC standard gives the voxel size in Å. Some writers (the rDL SIM authors' files among them) put
+    the pixel size in µm there: 0.0626 means 62.6 nm, which read as Å would be 0.00626 nm. The rule:
+    take Å when that gives a plausible image pixel (:data:`PLAUSIBLE_PIXEL_NM`); else take µm when that
+    does, and say so; else the value is refused (``None`` with a note). 0 is the format's "not set".
+
+    Examples
+    --------
+    >>> mrc_pixel_size_nm(626.0)
+    (62.6, None)
+    >>> value, note = mrc_pixel_size_nm(0.0626)
+    >>> round(value, 3), note.split(":")[0]
+    (62.6, 'the MRC header gives 0.0626 as the voxel size')
+    >>> mrc_pixel_size_nm(0.0)
+    (None, None)
+    """
+    if not header_value > 0:
+        return None, None
+    as_angstrom, as_micrometre = header_value / 10.0, header_value * 1000.0
+    if _plausible(as_angstrom):
+        return as_angstrom, None
+    if _plausible(as_micrometre):
+        return as_micrometre, (f"the MRC header gives {header_value:g} as the voxel size: read as µm "
+                               f"({as_micrometre:g} nm), since the standard's Å would mean {as_angstrom:g} nm, "
+                               "which no microscope image has; pass --pixel-size-nm if that is wrong")
+    return None, (f"the MRC header's voxel size {header_value:g} fits no unit (Å: {as_angstrom:g} nm, µm: "
+                  f"{as_micrometre:g} nm): pass --pixel-size-nm")
+
+
+def pixel_size_of(image: ImageData, given_nm: float | None, path, *, camera: bool = False) -> float | None:
+    """The pixel size to use: ``given_nm`` (a flag) wins; else the file's, with its note as a warning, or the
+    note as the error when the file's value was refused.
+
+    With ``camera=True`` the value must be a camera pixel in the sample (:data:`CAMERA_PIXEL_NM`), as raw
+    SIM frames and widefield inputs are: anything else was typed or stored in the wrong unit.
+
+    Raises
+    ------
+    InputError
+        A refused file value (and no flag), or a camera pixel size outside :data:`CAMERA_PIXEL_NM`.
+    """
+    if given_nm is not None:
+        pixel, origin = float(given_nm), "--pixel-size-nm"
+    else:
+        if image.pixel_size_nm is None and image.pixel_size_note:
+            raise InputError(image.pixel_size_note)
+        if image.pixel_size_note:
+            warnings.warn(image.pixel_size_note, PixelSizeWarning, stacklevel=2)
+        pixel, origin = image.pixel_size_nm, f"the pixel size read from {path}"
+    if pixel is not None and camera and not _plausible(pixel, CAMERA_PIXEL_NM):
+        raise InputError(f"{origin}, {pixel:g} nm, is not a camera pixel in the sample (those are "
+                         f"{CAMERA_PIXEL_NM[0]:g}–{CAMERA_PIXEL_NM[1]:g} nm): give --pixel-size-nm in nm "
+                         "(e.g. 62.6 for a 6.5-µm camera pixel behind a 100× objective and 1.04× relay)")
+    return pixel
+
+
+class PixelSizeWarning(UserWarning):
+    """A pixel size was read from a file by a rule other than the format's: worth a look."""
 
 
 def _read_tiff(path: Path, lazy: bool) -> ImageData:
@@ -224,8 +310,8 @@ def _read_mrc(path: Path, lazy: bool) -> ImageData:
     if array is None:
         raise InputError(f"{path} has an MRC header but no readable data: the file is truncated; copy or "
                          "export it again")
-    # MRC voxel sizes are in Å; 0 is the format's "not set"
-    return ImageData(array, voxel_a / 10.0 if voxel_a > 0 else None, None)
+    pixel, note = mrc_pixel_size_nm(voxel_a)
+    return ImageData(array, pixel, None, note)
 
 
 def _read_zarr(path: Path, lazy: bool) -> ImageData:

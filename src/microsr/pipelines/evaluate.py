@@ -12,6 +12,7 @@ import numpy as np
 from microsr.errors import InputError
 from microsr.io import check_finite, read_image
 from microsr.io.atomic import atomic_write_text, check_writable
+from microsr.io.images import pixel_size_of
 from microsr.metrics import confidence, fidelity, resolution
 from microsr.report import evaluation_figure
 
@@ -51,7 +52,7 @@ def load_picture(path: str | Path, name: str, pixel_size_nm: float | None, frame
                          "(T, Y, X) stack")
     image = np.asarray(array, dtype=np.float64)
     check_finite(image, f"{name} image {path}")
-    pixel = pixel_size_nm or data.pixel_size_nm
+    pixel = pixel_size_of(data, pixel_size_nm, path)
     if not pixel:
         raise InputError(f"{path} carries no pixel size: pass --{name.replace('_', '-')}-pixel-size-nm"
                          if name != "sr" else f"{path} carries no pixel size: pass --pixel-size-nm")

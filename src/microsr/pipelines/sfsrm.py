@@ -13,6 +13,7 @@ from tqdm import tqdm
 from microsr.errors import InputError
 from microsr.io import StackWriter, read_image, write_image
 from microsr.io.atomic import check_writable
+from microsr.io.images import pixel_size_of
 from microsr.metrics.confidence import ensemble_disagreement, temporal_agreement
 from microsr.models.sfsrm import SFSRMModel, network_inputs, normalize_input
 from microsr.models.shipped import shipped_models  # noqa: F401 (part of this module's API since 0.1)
@@ -128,7 +129,7 @@ def predict_file(models: list[SFSRM], image: str | Path, output: str | Path, *, 
     """
     check_writable(output, overwrite)
     data = read_image(image, lazy=True)
-    pixel = pixel_size_nm or data.pixel_size_nm
+    pixel = pixel_size_of(data, pixel_size_nm, image, camera=True)
     array = data.array
     movie = array.ndim == 3 and array.shape[-1] not in (3, 4) and array.shape[0] > 1
     if movie and len(models) > 1:

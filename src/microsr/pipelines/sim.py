@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from microsr.errors import InputError
 from microsr.io import StackWriter, check_finite, read_image, to_tapyx, write_image
+from microsr.io.images import pixel_size_of
 from microsr.io.atomic import check_writable
 from microsr.optics import OTF, ideal_otf, load_otf_mrc
 from microsr.report import estimation_figure, sim_result_figure
@@ -120,7 +121,7 @@ def open_raw(path: str | Path, angles: int, phases: int, pixel_size_nm: float | 
     """Open a raw SIM file lazily as ``(T, A, P, Y, X)``; the pixel size comes from the flag or the file."""
     image = read_image(path, lazy=True)
     stack = to_tapyx(image.array, angles, phases)
-    pixel = pixel_size_nm or image.pixel_size_nm
+    pixel = pixel_size_of(image, pixel_size_nm, path, camera=True)
     if not pixel:
         raise InputError(f"{path} carries no pixel size: pass --pixel-size-nm (e.g. 62.6 for the "
                          "rDL TIRF-SIM data)")

@@ -20,6 +20,7 @@ OTF edge at low SNR, where real TIRF-SIM sits:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -29,6 +30,16 @@ from scipy import ndimage
 from microsr.errors import EstimationError, InputError
 from microsr.optics import OTF, edge_taper, frequency_grid
 from microsr.sim.parameters import Orientation, SIMParameters
+
+#: Where 2-D SIM puts the pattern, as a fraction of the detection OTF's cut-off: TIRF/GI-SIM at 0.8–1.0 (a
+#: measured OTF's cut-off, read at a noise threshold, may lie a little inside the true support). An estimate
+#: outside says that the pixel size or the optics given are wrong (a pixel 1.6× too large puts a pattern
+#: at 0.92 of the cut-off at 0.58), and is flagged.
+PATTERN_FRACTION_RANGE = (0.6, 1.15)
+
+#: Modulation used for an orientation whose value is impossible when no other orientation and no prior
+#: gives one: the middle of what TIRF-SIM instruments show (0.3–0.9), stated in the warnings.
+FALLBACK_MODULATION = 0.5
 
 #: Peak-over-background ratio of the correlation map below which an estimate is not trusted.
 #: Noise alone gives a maximum of about 20 over the ~10⁵ samples of a search.
@@ -50,19 +61,63 @@ class PatternPrior:
     """Approximate pattern geometry from a calibration (bead slide, earlier data), refined in a window.
 
     ``angles_rad`` holds either one angle per orientation or a single base angle (the others are
-    then ``π/A`` apart); either may be ``None``. Windows are half-widths.
+    then ``π/A`` apart); either may be ``None``. Windows are half-widths. ``modulation``, if given, is
+    used for an orientation whose modulation cannot be measured (:func:`bound_modulations`).
     """
 
     angles_rad: tuple[float, ...] | None = None
     spacing_nm: float | None = None
     angle_window_rad: float = math.radians(3.0)
     spacing_window_fraction: float = 0.05
+    modulation: float | None = None
+
+    def __post_init__(self):
+        if self.modulation is not None and not 0 < self.modulation <= 1:
+            raise InputError(f"prior modulation {self.modulation} is impossible: a modulation depth lies in (0, 1]")
 
 
 def estimate_background(raw: np.ndarray) -> float:
     """Camera offset plus unmodulated background: a low percentile of the smoothed widefield image."""
     widefield = np.asarray(raw, dtype=np.float32).reshape(-1, *raw.shape[-2:]).mean(axis=0)
     return float(np.percentile(ndimage.gaussian_filter(widefield, 2.0), 0.5))
+
+
+def stuck_pixels(raw: np.ndarray) -> np.ndarray:
+    """Pixels stuck at one value in every frame and far from their neighbours: dead (0) or hot (saturated).
+
+    A live pixel's value changes from frame to frame (shot and read noise); a stuck one does not, and a
+    stuck value that also stands out from its 3 × 3 neighbourhood by more than 8 robust standard
+    deviations is a camera defect, not specimen. Left in, it is a delta in every frame: a flat spectrum
+    that drowns the weak first-order peak near the OTF edge.
+
+    Parameters
+    ----------
+    raw : ndarray, shape (..., Y, X)
+        All frames of a set (or of several time points).
+
+    Returns
+    -------
+    ndarray of bool, shape (Y, X)
+    """
+    frames = np.asarray(raw, dtype=np.float32).reshape(-1, *np.shape(raw)[-2:])
+    constant = np.ptp(frames, axis=0) == 0
+    if frames.shape[0] < 2 or not constant.any():
+        return np.zeros(frames.shape[-2:], dtype=bool)
+    mean = frames.mean(axis=0)
+    residual = mean - ndimage.median_filter(mean, size=3, mode="reflect")
+    sigma = 1.4826 * float(np.median(np.abs(residual))) + 1e-6
+    return constant & (np.abs(residual) > 8 * sigma)
+
+
+def repair_pixels(raw: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``raw`` (..., Y, X) with the pixels of ``mask`` replaced, in every frame, by their 3 × 3 local median."""
+    frames = np.asarray(raw, dtype=np.float64)
+    if not mask.any():
+        return frames
+    flat = frames.reshape(-1, *frames.shape[-2:]).copy()
+    for frame in flat:
+        frame[mask] = ndimage.median_filter(frame, size=3, mode="reflect")[mask]
+    return flat.reshape(frames.shape)
 
 
 def prepare_frames(raw: np.ndarray, background: float | str = "auto") -> tuple[np.ndarray, float]:
@@ -204,11 +259,15 @@ def _coarse_wave_vectors(maps: np.ndarray, k_range: tuple[float, float], prior: 
 
 def _regress_amplitudes(modulated_spectra: np.ndarray, widefield_tapered: np.ndarray,
                         k_per_pixel: np.ndarray, otf: OTF, pixel_size_nm: float,
-                        noise_power: float | None) -> np.ndarray:
+                        noise_power: float | None, skip_axes: bool = False) -> np.ndarray:
     """Complex amplitudes ``(m/2) e^{iφ}`` of spectra ``(N, Y, X)`` holding the +k band, ``(N,)``.
 
     Gustafsson's regression of each spectrum onto the widefield spectrum shifted by ``k``, both
     weighted by the OTF at the other band's position so that they share one transfer function.
+    ``skip_axes`` leaves out the lines where the widefield's kx = 0 and ky = 0 axes land: a camera's
+    row and column offsets put power there that no band ±1 has, and in the thin overlap crescent near
+    the OTF edge it would dilute the regression and pull the modulation down (measured: −0.3 on
+    average with 1-ADU row/column noise at 50 photons).
     """
     ny, nx = widefield_tapered.shape
     pixel_um = pixel_size_nm / 1000.0
@@ -225,6 +284,9 @@ def _regress_amplitudes(modulated_spectra: np.ndarray, widefield_tapered: np.nda
     cutoff = otf.cutoff_per_um
     # |k| small is where unequal phase steps leak the huge zero-order band: keep out.
     overlap = (k_abs < cutoff) & (k_shifted < cutoff) & (k_abs > 0.15 * cutoff)
+    if skip_axes:
+        step = 1.5 / (min(ny, nx) * pixel_um)
+        overlap &= (np.abs(ky - k_per_um[0]) > step) & (np.abs(kx - k_per_um[1]) > step)
     if overlap.sum() < 8:
         raise EstimationError("the pattern frequency lies beyond twice the OTF cut-off: no band "
                               "overlap to measure phases on; check --na, --wavelength-nm and --pixel-size-nm")
@@ -234,6 +296,23 @@ def _regress_amplitudes(modulated_spectra: np.ndarray, widefield_tapered: np.nda
     denominator = max(denominator, 1e-12 * np.sum(np.abs(reference[overlap]) ** 2))
     weighted = modulated_spectra[:, overlap] * otf_shifted[overlap]
     return (weighted @ np.conj(reference[overlap])) / denominator
+
+
+def fixed_pattern_stripes(spectrum: np.ndarray, outside: np.ndarray, threshold: float = 3.0) -> bool:
+    """Whether a widefield spectrum (unshifted FFT) shows a camera's row or column pattern.
+
+    Beyond the OTF support (``outside``) a spectrum holds noise only, spread evenly; row and column
+    offsets fixed in the camera put extra power on the ky = 0 and kx = 0 axes there. Their mean power
+    above ``threshold`` times that of the rest of the outside region says the camera has them.
+    """
+    ny, nx = spectrum.shape
+    axes = np.zeros((ny, nx), dtype=bool)
+    axes[0, :] = axes[:, 0] = True
+    on_axes, off_axes = outside & axes, outside & ~axes
+    if on_axes.sum() < 8 or off_axes.sum() < 8:
+        return False
+    power = np.abs(spectrum) ** 2
+    return bool(np.mean(power[on_axes]) > threshold * np.mean(power[off_axes]))
 
 
 def estimate_parameters(raw: np.ndarray, pixel_size_nm: float, otf: OTF, *,
@@ -276,7 +355,8 @@ def estimate_parameters(raw: np.ndarray, pixel_size_nm: float, otf: OTF, *,
     """
     if phase_steps not in PHASE_STEP_MODELS:
         raise InputError(f"unknown phase-step model {phase_steps!r}: use one of {', '.join(PHASE_STEP_MODELS)}")
-    frames, bg = prepare_frames(raw, background)
+    stuck = stuck_pixels(raw)
+    frames, bg = prepare_frames(repair_pixels(raw, stuck), background)
     angles, phases, ny, nx = frames.shape
     if phases < 3:
         raise InputError(f"{phases} phases per orientation cannot separate the 3 bands: need ≥ 3")
@@ -291,6 +371,9 @@ def estimate_parameters(raw: np.ndarray, pixel_size_nm: float, otf: OTF, *,
     ky, kx = frequency_grid((ny, nx), pixel_size_nm)
     k_abs = np.hypot(ky, kx)
     outside = k_abs > 1.15 * otf.cutoff_per_um
+    stripes = fixed_pattern_stripes(widefield_spectrum, outside)
+    if stripes:  # the regression leaves the axes out (see _regress_amplitudes): so must the noise floor
+        outside = outside & (ky != 0) & (kx != 0)
     noise_power = float(np.mean(np.abs(widefield_spectrum[outside]) ** 2)) if outside.mean() > 0.01 else None
 
     otf_weight = otf.on_grid((ny, nx), pixel_size_nm) * (k_abs < otf.cutoff_per_um)
@@ -311,6 +394,11 @@ def estimate_parameters(raw: np.ndarray, pixel_size_nm: float, otf: OTF, *,
     else:
         # TIRF-SIM puts the pattern at 0.8–1.1 of the detection cut-off, 3-D SIM near 0.5.
         k_range = (0.35 * cutoff_per_pixel, min(1.3 * cutoff_per_pixel, 0.95 * nyquist))
+    if not 0 < k_range[0] < k_range[1] <= nyquist:
+        raise EstimationError(
+            f"with {pixel_size_nm:g} nm pixels the OTF cut-off ({otf.cutoff_per_um:.2f} cycles/µm) lies at "
+            f"{cutoff_per_pixel:.2f} cycles/pixel, so a pattern near it cannot be sampled (Nyquist: 0.5): check "
+            "--pixel-size-nm (in nm), --na and --wavelength-nm" + (", and the prior's spacing" if prior else ""))
     coarse, contrasts = _coarse_wave_vectors(maps, k_range, prior, angles)
 
     orientations, step_deviation = [], []
@@ -324,19 +412,67 @@ def estimate_parameters(raw: np.ndarray, pixel_size_nm: float, otf: OTF, *,
             k_vec = -k_vec
             angle = math.atan2(k_vec[0], k_vec[1]) % math.pi
         phases_rad, modulation, deviation = _phases_and_modulation(
-            spectra[a], widefield, k_vec, otf, pixel_size_nm, noise_power, phase_steps)
+            spectra[a], widefield, k_vec, otf, pixel_size_nm, noise_power, phase_steps, stripes)
         orientations.append(Orientation(angle, pixel_size_nm / float(np.hypot(*k_vec)),
                                         phases_rad, modulation))
         step_deviation.append(deviation)
 
+    orientations, substituted = bound_modulations(orientations, prior)
     if diagnostics is not None:
+        diagnostics["substituted"] = substituted
         diagnostics["correlation_maps"] = maps
         diagnostics["peaks_per_pixel"] = [np.array(o.wave_vector_per_pixel(pixel_size_nm))
                                           for o in orientations]
         diagnostics["cutoff_per_pixel"] = cutoff_per_pixel
     params = SIMParameters(orientations)
     params.quality = assess_quality(params, contrasts, bg, otf, step_deviation, phase_steps)
+    params.quality["pixels_repaired"] = int(stuck.sum())
+    if substituted:
+        params.quality["modulation_substituted"] = substituted
+        params.quality["warnings"] = [item["reason"] for item in substituted] + params.quality["warnings"]
+        params.quality["reliable"] = False
     return params
+
+
+def bound_modulations(orientations: list[Orientation], prior: PatternPrior | None = None,
+                      ) -> tuple[list[Orientation], list[dict]]:
+    """Orientations whose modulation is physically possible, and a record of each value replaced.
+
+    A modulation depth lies in (0, 1]: a value above 1 was not measured but made by noise or by an OTF
+    that does not fit the data (at the OTF edge the band overlap is a thin crescent, and a ratio of weak
+    bands easily exceeds 1). Such an orientation takes the median of the orientations measured in range,
+    else the prior's modulation, else :data:`FALLBACK_MODULATION`; the record names the value measured,
+    the one used and why, for the warnings and the parameters' JSON.
+
+    Examples
+    --------
+    >>> fixed, record = bound_modulations([Orientation(0.1, 200.0, (0.0, 2.1, 4.2), 2.23),
+    ...                                    Orientation(1.1, 200.0, (0.0, 2.1, 4.2), 0.6),
+    ...                                    Orientation(2.1, 200.0, (0.0, 2.1, 4.2), 0.7)])
+    >>> [round(o.modulation, 3) for o in fixed], record[0]["source"]
+    ([0.65, 0.6, 0.7], 'other orientations')
+    """
+    measured = [o.modulation for o in orientations]
+    in_range = [m for m in measured if 0 < m <= 1]
+    fixed, record = [], []
+    for a, (orientation, value) in enumerate(zip(orientations, measured)):
+        if 0 < value <= 1:
+            fixed.append(orientation)
+            continue
+        if in_range:
+            used, source = float(np.median(in_range)), "other orientations"
+        elif prior is not None and prior.modulation is not None:
+            used, source = float(prior.modulation), "prior"
+        else:
+            used, source = FALLBACK_MODULATION, "fallback"
+        what = {"other orientations": "the median of the orientations measured in (0, 1]",
+                "prior": "the prior's modulation", "fallback": "a typical TIRF-SIM value"}[source]
+        reason = (f"orientation {a}: modulation measured {value:.2f}, outside (0, 1] (impossible: noise or an OTF "
+                  f"that does not fit the data); used {used:.2f}, {what}; pass --otf with a measured OTF, "
+                  "--average more time points, or --params")
+        record.append({"orientation": a, "measured": float(value), "used": used, "source": source, "reason": reason})
+        fixed.append(dataclasses.replace(orientation, modulation=used))
+    return fixed, record
 
 
 def _circle_centre(points: np.ndarray) -> complex:
@@ -348,7 +484,7 @@ def _circle_centre(points: np.ndarray) -> complex:
 
 def _phases_and_modulation(spectra: np.ndarray, widefield: np.ndarray, k_vec: np.ndarray, otf: OTF,
                            pixel_size_nm: float, noise_power: float | None, phase_steps: str,
-                           ) -> tuple[tuple[float, ...], float, list[float]]:
+                           skip_axes: bool = False) -> tuple[tuple[float, ...], float, list[float]]:
     """Phase of each frame and modulation of one orientation; also each frame's deviation from equal steps.
 
     Equal-step model: the +1 band separated with steps of 2π/P is regressed as a whole. Per-frame
@@ -361,14 +497,14 @@ def _phases_and_modulation(spectra: np.ndarray, widefield: np.ndarray, k_vec: np
     best = None
     for direction in (1, -1):
         band_plus = np.tensordot(np.exp(-1j * direction * steps), spectra, axes=(0, 0))[None] / phases
-        common = _regress_amplitudes(band_plus, widefield, k_vec, otf, pixel_size_nm, noise_power)[0]
+        common = _regress_amplitudes(band_plus, widefield, k_vec, otf, pixel_size_nm, noise_power, skip_axes)[0]
         if best is None or abs(common) > abs(best[0]):
             best = (common, direction)
     common, direction = best
     equal_steps = np.angle(common) + direction * steps
 
     relative = _regress_amplitudes(spectra - spectra.mean(axis=0, keepdims=True), widefield, k_vec,
-                                   otf, pixel_size_nm, noise_power)
+                                   otf, pixel_size_nm, noise_power, skip_axes)
     per_frame = relative - _circle_centre(relative)
     frame_phases = np.angle(per_frame)
     deviation = np.angle(np.exp(1j * (frame_phases - equal_steps)))
@@ -411,6 +547,15 @@ def assess_quality(params: SIMParameters, peak_contrast: list[float], background
             warnings.append(f"orientation {a}: correlation peak only {peak_contrast[a]:.0f}× the "
                             "background: weak evidence; average more time points or pass a prior")
     k_fraction = [o.k_cycles_per_um / otf.cutoff_per_um for o in params.orientations]
+    found = float(np.median(k_fraction))
+    if found < PATTERN_FRACTION_RANGE[0]:
+        warnings.append(f"the pattern lies at {found:.2f} of the OTF cut-off, far inside it (2-D SIM puts it at "
+                        f"{PATTERN_FRACTION_RANGE[0]:g}–{PATTERN_FRACTION_RANGE[1]:g}): the pixel size may be too "
+                        "large or the NA/wavelength wrong; check --pixel-size-nm, --na, --wavelength-nm")
+    elif found > PATTERN_FRACTION_RANGE[1]:
+        warnings.append(f"the pattern lies at {found:.2f} of the OTF cut-off, beyond the detection support: the "
+                        "pixel size may be too small or the NA/wavelength wrong; check --pixel-size-nm, --na, "
+                        "--wavelength-nm")
     return {"peak_contrast": peak_contrast, "angle_steps_deg": steps,
             "spacing_spread_percent": spread, "k_fraction_of_cutoff": k_fraction,
             "background_subtracted": background, "otf": otf.source, "phase_steps": phase_steps,
