@@ -98,3 +98,16 @@ def test_help_shows_flags_bare_and_every_option_of_a_command(capsys):
     assert code == 0 and "--overwrite" in out and "<bool>" not in out
     flags = [line for line in out.splitlines() if "--overwrite" in line]
     assert flags and all("bool" not in line for line in flags)
+
+
+def test_rdl_predict_says_every_warning_on_stderr_as_one_line(tmp_path, capsys):
+    data = simulated(seed=1, size=128)
+    raw = tmp_path / "raw.tif"
+    write_image(raw, np.clip(data.raw[0].reshape(9, 128, 128), 0, 65535).astype(np.uint16), pixel_size_nm=70.0)
+    code, out, err = run_cli(["rdl", "predict", raw, "-o", tmp_path / "rdl.tif", "--background",
+                              str(background_of(data)), "--device", "cpu"], capsys)
+    assert code == 0, err
+    lines = err.strip().splitlines()
+    assert any(line.startswith("warning: the raw frames: 70 nm pixels but the model was trained at 62.6 nm")
+               for line in lines), err
+    assert "Warning:" not in err and ".py:" not in err  # one line each, not Python's format

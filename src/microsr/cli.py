@@ -211,7 +211,6 @@ def sim_estimate_command(
         typer.echo(f"orientation {a}: angle {o.to_dict()['angle_deg']:.3f}°, spacing {o.spacing_nm:.2f} nm, "
                    f"modulation {o.modulation:.2f}, phases "
                    + ", ".join(f"{p:.2f}" for p in o.phases_rad) + " rad")
-    _warn(params.quality["warnings"])
     typer.echo(f"wrote {json_out} and {figure or json_out.with_suffix('.png')}")
 
 
@@ -251,8 +250,7 @@ def sim_reconstruct_command(
         params=SIMParameters.load(params_file) if params_file else None, average_time_points=average,
         phase_steps=phase_steps.value, wiener_weight=wiener, apodization=apodization.value,
         apodization_cutoff=apodization_cutoff, widefield_output=widefield, figure=figure, device=device.value,
-        batch_size=batch_size, overwrite=overwrite, progress=sys.stderr.isatty(),
-        on_warning=lambda warning: _warn([warning]))
+        batch_size=batch_size, overwrite=overwrite, progress=sys.stderr.isatty())
     typer.echo(json.dumps(summary))
 
 
@@ -456,7 +454,10 @@ def main() -> None:
     shown = warnings.showwarning
     warnings.showwarning = _show_warning
     try:
-        code = app(standalone_mode=False)
+        with warnings.catch_warnings():
+            # Every run says each of the package's warnings, even one said before in this process.
+            warnings.filterwarnings("always", module=r"microsr\.")
+            code = app(standalone_mode=False)
     except MicrosrError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(2)

@@ -45,12 +45,12 @@ def check_pixel_size(pixel_size_nm: float | None, trained_nm: float, what: str =
     >>> check_pixel_size(150.0, 100.0)
     Traceback (most recent call last):
     ...
-    microsr.errors.InputError: the image has 150 nm pixels but the model was trained at 100 nm (50 % off, more than 20 %): resample the input to 100 nm or train a model for 150 nm
+    microsr.errors.InputError: the image: 150 nm pixels but the model was trained at 100 nm (50 % off, more than 20 %): resample the input to 100 nm or train a model for 150 nm
     """
     if pixel_size_nm is None:
         return
     mismatch = abs(float(pixel_size_nm) / float(trained_nm) - 1.0)
-    message = (f"{what} has {pixel_size_nm:g} nm {sampling} but the model was trained at {trained_nm:g} nm "
+    message = (f"{what}: {pixel_size_nm:g} nm {sampling} but the model was trained at {trained_nm:g} nm "
                f"({100 * mismatch:.0f} % off")
     if mismatch > PIXEL_SIZE_REFUSE:
         raise InputError(f"{message}, more than {100 * PIXEL_SIZE_REFUSE:.0f} %): resample the input to "

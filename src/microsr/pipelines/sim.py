@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,7 +17,7 @@ from microsr.io.images import pixel_size_of
 from microsr.io.atomic import check_writable
 from microsr.optics import OTF, ideal_otf, load_otf_mrc
 from microsr.report import estimation_figure, sim_result_figure
-from microsr.sim.estimate import PatternPrior, estimate_background, estimate_parameters
+from microsr.sim.estimate import EstimationWarning, PatternPrior, estimate_background, estimate_parameters
 from microsr.sim.parameters import SIMParameters
 from microsr.sim.reconstruct import ReconstructionSettings, WienerReconstructor
 
@@ -98,11 +98,17 @@ class SIMReconstructor:
         """Pattern parameters of raw frames ``(A, P, Y, X)`` (or ``(T, A, P, Y, X)``, averaged first).
 
         ``background`` overrides the settings' for this call; ``diagnostics``, if a dict, receives the
-        correlation maps the estimation figure draws.
+        correlation maps the estimation figure draws. Every warning of the estimate (an impossible
+        modulation replaced, a weak peak, a pattern frequency that does not fit the optics) is also
+        issued as an :class:`~microsr.sim.estimate.EstimationWarning`, so no caller uses it unawares;
+        the CLI prints each as one line on stderr.
         """
-        return estimate_parameters(raw, self.pixel_size_nm, self.otf,
-                                   background=self.background if background is None else background,
-                                   prior=self.prior, phase_steps=self.phase_steps, diagnostics=diagnostics)
+        params = estimate_parameters(raw, self.pixel_size_nm, self.otf,
+                                     background=self.background if background is None else background,
+                                     prior=self.prior, phase_steps=self.phase_steps, diagnostics=diagnostics)
+        for message in params.quality["warnings"]:
+            warnings.warn(message, EstimationWarning, stacklevel=2)
+        return params
 
     def reconstructor(self, params: SIMParameters, shape: tuple[int, int], *,
                       background: float | None = None) -> WienerReconstructor:
@@ -275,14 +281,12 @@ def reconstruct_file(raw: str | Path, output: str | Path, *, optics: Optics = Op
                      phase_steps: str = "equal", wiener_weight: float = 0.05, apodization: str = "otf",
                      apodization_cutoff: float = 1.0, widefield_output: str | Path | None = None,
                      figure: str | Path | None = None, device: str = "auto", batch_size: int = 0,
-                     overwrite: bool = False, progress: bool = True,
-                     on_warning: Callable[[str], None] | None = None) -> tuple[dict, SIMParameters]:
+                     overwrite: bool = False, progress: bool = True) -> tuple[dict, SIMParameters]:
     """``microsr sim reconstruct``: Wiener SIM of every time point of a raw file, streamed to ``output``.
 
     The pattern is ``params`` (from ``sim estimate``) or estimated from the first
-    ``average_time_points``; ``on_warning`` receives each warning of that estimate (unreliable
-    modulation, peaks near the cut-off) as soon as it is made, before the stack is reconstructed.
-    Returns the summary printed by the CLI and the parameters used.
+    ``average_time_points``; the estimate's warnings are issued as it is made, before the stack is
+    reconstructed. Returns the summary printed by the CLI and the parameters used.
     """
     check_writable(output, overwrite)
     if figure:
@@ -294,8 +298,6 @@ def reconstruct_file(raw: str | Path, output: str | Path, *, optics: Optics = Op
     sim = SIMReconstructor(optics.otf(pixel), pixel, settings, phase_steps=phase_steps, device=device)
     if params is None:
         params = estimate_stack(sim, stack, average_time_points=average_time_points)
-        for warning in params.quality["warnings"] if on_warning else ():
-            on_warning(warning)
     summary = reconstruct_stack(stack, params, pixel, sim.otf, output, settings=settings,
                                 widefield_output=widefield_output, device=device, batch_size=batch_size,
                                 overwrite=overwrite, progress=progress, figure=figure, figure_title=Path(raw).name)

@@ -56,6 +56,10 @@ PHASE_STEP_MODELS = ("equal", "free")
 PHASE_STEP_WARNING_RAD = 0.5
 
 
+class EstimationWarning(UserWarning):
+    """An estimate the data do not fully support (see its ``quality["warnings"]``): worth a look before use."""
+
+
 @dataclass(frozen=True)
 class PatternPrior:
     """Approximate pattern geometry from a calibration (bead slide, earlier data), refined in a window.
