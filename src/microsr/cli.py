@@ -254,6 +254,36 @@ def sim_reconstruct_command(
     typer.echo(json.dumps(summary))
 
 
+@sim_app.command("check", cls=_Command)
+def sim_check_command(
+    raw: Path = typer.Argument(..., help="Raw SIM frames (TIFF, OME-TIFF, MRC, Zarr)."),
+    out: Path = typer.Option(Path("sim_check"), "--out", help="Folder for qc.json and qc.png."),
+    params_file: Optional[Path] = typer.Option(None, "--params", help="Parameters from 'sim estimate'; "
+                                                                        "estimated from the data if not given."),
+    pixel_size_nm: Optional[float] = PIXEL,
+    na: float = NA,
+    wavelength_nm: float = WAVELENGTH,
+    otf: Optional[Path] = OTF_FILE,
+    background: str = BACKGROUND,
+    angles: int = ANGLES,
+    phases: int = PHASES,
+    overwrite: bool = OVERWRITE,
+):
+    """Check raw SIM data and its reconstruction (SIMcheck's tests): camera, bleaching, excitation, pattern, artifacts."""
+    from microsr.pipelines.sim import Optics, check_file
+    from microsr.sim.parameters import SIMParameters
+
+    report = check_file(raw, out, optics=Optics(na, wavelength_nm, str(otf) if otf else None), angles=angles,
+                        phases=phases, pixel_size_nm=pixel_size_nm, background=background,
+                        params=SIMParameters.load(params_file) if params_file else None, overwrite=overwrite)
+    for flag in report["flags"]:
+        typer.secho(f"flag: {flag}", fg="yellow", err=True)
+    typer.echo(json.dumps({key: report[key] for key in ("flags", "stuck_pixels", "camera_stripes",
+                                                          "bleaching_per_frame", "excitation_fluctuation",
+                                                          "modulation_contrast_median", "residual_pattern_index",
+                                                          "json", "figure")}))
+
+
 class Normalization(str, Enum):
     percentile = "percentile"
     linear_fit = "linear_fit"
@@ -275,6 +305,8 @@ def evaluate_command(
     frame: int = typer.Option(0, "--frame", min=0, help="Frame of an SR stack to evaluate."),
     normalization: Normalization = typer.Option(Normalization.percentile, "--normalization",
                                                 help="How SR is normalized against the reference."),
+    params: Optional[Path] = typer.Option(None, "--params", help="Pattern parameters of the raw frames ('microsr sim "
+                                                                 "estimate'): adds the residual-pattern artifact index."),
     overwrite: bool = OVERWRITE,
 ):
     """Measure fidelity, resolution and confidence of an SR image: metrics.json and report.png."""
@@ -283,7 +315,7 @@ def evaluate_command(
     result = evaluate_files(sr, out, reference=reference, widefield=widefield, frc_pair=frc_pair, ensemble=ensemble,
                             pixel_size_nm=pixel_size_nm, reference_pixel_size_nm=reference_pixel_size_nm,
                             widefield_pixel_size_nm=widefield_pixel_size_nm, frame=frame,
-                            normalization=normalization.value, overwrite=overwrite)
+                            normalization=normalization.value, params=params, overwrite=overwrite)
     typer.echo(json.dumps({k: v for k, v in result.metrics.items() if not isinstance(v, (list, dict))}))
     typer.echo(f"wrote {out / 'metrics.json'} and {out / 'report.png'}")
 

@@ -236,3 +236,36 @@ def comparison_figure(path: str | Path, panels: list[tuple[str, np.ndarray, floa
     if title:
         fig.suptitle(title, fontsize=10)
     _save(fig, path, overwrite)
+
+
+def qc_figure(path: str | Path, contrast_map: np.ndarray, pixel_size_nm: float, frame_means: list[float],
+              sim_image: np.ndarray, pattern_per_um: list[tuple[float, float]], flags: list[str], *,
+              title: str = "", overwrite: bool = True) -> None:
+    """``microsr sim check``: the raw data's modulation contrast, its frame intensities, and the SIM spectrum
+    with the pattern's ±k and ±2k marked (where residual-pattern artifacts would show), flags below."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5.4))
+    extent = [0, contrast_map.shape[1] * pixel_size_nm / 1000, contrast_map.shape[0] * pixel_size_nm / 1000, 0]
+    shown = axes[0].imshow(contrast_map, cmap="viridis", vmin=0, vmax=1, extent=extent)
+    fig.colorbar(shown, ax=axes[0], fraction=0.046)
+    axes[0].set_title("modulation contrast of the raw data (NaN: no signal)")
+    axes[0].set_xlabel("µm")
+    axes[1].plot(np.arange(len(frame_means)), frame_means, ".-", lw=0.8)
+    axes[1].set_xlabel("frame (acquisition order)")
+    axes[1].set_ylabel("mean above background")
+    axes[1].set_title("frame intensities: bleaching and excitation")
+    sr_pixel = pixel_size_nm / 2
+    nyquist = 1000 / (2 * sr_pixel)
+    spectrum = _log_spectrum(sim_image)
+    axes[2].imshow(spectrum, cmap="magma", extent=[-nyquist, nyquist, nyquist, -nyquist],
+                   vmin=np.percentile(spectrum, 50), vmax=spectrum.max())
+    for ky, kx in pattern_per_um:
+        for order, marker in ((1, "o"), (2, "s")):
+            for sign in (1, -1):
+                axes[2].plot(sign * order * kx, sign * order * ky, marker, mfc="none", mec="cyan", ms=9)
+    axes[2].set_title("SIM spectrum: pattern at ±k (○) and ±2k (□)")
+    axes[2].set_xlabel("cycles/µm")
+    fig.text(0.01, 0.01, "flags: " + ("; ".join(flags) if flags else "none"), fontsize=8, wrap=True)
+    if title:
+        fig.suptitle(title)
+    _save(fig, path, overwrite)

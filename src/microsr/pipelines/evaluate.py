@@ -14,7 +14,9 @@ from microsr.io import check_finite, read_image
 from microsr.io.atomic import atomic_write_text, check_writable
 from microsr.io.images import pixel_size_of
 from microsr.metrics import confidence, fidelity, resolution
+from microsr.metrics.artifacts import residual_pattern_index
 from microsr.report import evaluation_figure
+from microsr.sim.parameters import SIMParameters
 
 #: Pixel sizes of two images agree when they differ by less than this fraction.
 PIXEL_TOLERANCE = 0.01
@@ -92,7 +94,7 @@ def _finite_or_none(value):
 def evaluate(sr: Picture, *, reference: Picture | None = None, widefield: Picture | None = None,
              frc_pair: Picture | None = None, ensemble: list[Picture] | None = None,
              temporal_window: np.ndarray | None = None, frame_in_window: int = 0,
-             normalization: str = "percentile") -> Evaluation:
+             normalization: str = "percentile", params: SIMParameters | None = None) -> Evaluation:
     """Compute every metric that the given images allow.
 
     Parameters
@@ -115,6 +117,9 @@ def evaluate(sr: Picture, *, reference: Picture | None = None, widefield: Pictur
         Which frame of ``temporal_window`` the SR image is.
     normalization : str
         How the SR image is normalized before fidelity metrics (``percentile`` or ``linear_fit``).
+    params : SIMParameters, optional
+        The pattern of the raw frames a SIM image was made from: the residual-pattern artifact index
+        (:func:`microsr.metrics.artifacts.residual_pattern_index`).
     """
     metrics: dict = {"sr_pixel_size_nm": sr.pixel_size_nm, "normalization": normalization}
     result = Evaluation(metrics, {"sr": sr})
@@ -122,6 +127,10 @@ def evaluate(sr: Picture, *, reference: Picture | None = None, widefield: Pictur
     metrics["resolution_nm"] = _finite_or_none(decorrelation.resolution_nm)
     # Curves keep their pixel size: the report plots them on one axis of cycles/µm.
     result.curves["decorrelation"] = {"SR": (decorrelation, sr.pixel_size_nm)}
+    if params is not None:
+        artifacts = residual_pattern_index(sr.image, params, sr.pixel_size_nm)
+        metrics["residual_pattern_index"] = artifacts.index
+        metrics["residual_pattern"] = artifacts.per_orientation
 
     if reference is not None:
         truth = match_to(reference, sr.pixel_size_nm, sr.image.shape)
@@ -184,7 +193,8 @@ def evaluate_files(sr: str | Path, out: str | Path, *, reference: str | Path | N
                    widefield: str | Path | None = None, frc_pair: str | Path | None = None,
                    ensemble: list[str | Path] | None = None, pixel_size_nm: float | None = None,
                    reference_pixel_size_nm: float | None = None, widefield_pixel_size_nm: float | None = None,
-                   frame: int = 0, normalization: str = "percentile", overwrite: bool = False) -> Evaluation:
+                   frame: int = 0, normalization: str = "percentile", params: str | Path | None = None,
+                   overwrite: bool = False) -> Evaluation:
     """``microsr evaluate``: measure frame ``frame`` of an SR file against what is given; write ``metrics.json``
     and ``report.png`` into ``out``.
 
@@ -208,7 +218,8 @@ def evaluate_files(sr: str | Path, out: str | Path, *, reference: str | Path | N
         widefield=load_picture(widefield, "widefield", widefield_pixel_size_nm, frame) if widefield else None,
         frc_pair=load_picture(frc_pair, "frc_pair", same_grid) if frc_pair else None,
         ensemble=[load_picture(p, "ensemble", same_grid) for p in ensemble or []],
-        temporal_window=window, frame_in_window=frame_in_window, normalization=normalization)
+        temporal_window=window, frame_in_window=frame_in_window, normalization=normalization,
+        params=SIMParameters.load(params) if params else None)
     result.metrics["frame"] = frame
     write_evaluation(result, out, overwrite)
     return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from contextlib import nullcontext
@@ -13,11 +14,14 @@ from tqdm import tqdm
 
 from microsr.errors import InputError
 from microsr.io import StackWriter, check_finite, read_image, to_tapyx, write_image
+from microsr.io.atomic import atomic_write_text, check_writable
 from microsr.io.images import pixel_size_of
-from microsr.io.atomic import check_writable
-from microsr.optics import OTF, ideal_otf, load_otf_mrc
-from microsr.report import estimation_figure, sim_result_figure
-from microsr.sim.estimate import EstimationWarning, PatternPrior, estimate_background, estimate_parameters
+from microsr.metrics.artifacts import residual_pattern_index
+from microsr.metrics.raw_qc import frame_intensities, modulation_contrast_map
+from microsr.optics import OTF, edge_taper, frequency_grid, ideal_otf, load_otf_mrc
+from microsr.report import estimation_figure, qc_figure, sim_result_figure
+from microsr.sim.estimate import (EstimationWarning, PatternPrior, estimate_background, estimate_parameters,
+                                  fixed_pattern_stripes, repair_pixels, stuck_pixels)
 from microsr.sim.parameters import SIMParameters
 from microsr.sim.reconstruct import ReconstructionSettings, WienerReconstructor
 
@@ -302,3 +306,68 @@ def reconstruct_file(raw: str | Path, output: str | Path, *, optics: Optics = Op
                                 widefield_output=widefield_output, device=device, batch_size=batch_size,
                                 overwrite=overwrite, progress=progress, figure=figure, figure_title=Path(raw).name)
     return summary, params
+
+
+#: Thresholds of ``sim check``'s flags (see :func:`check_file`).
+QC_LIMITS = {"fluctuation": 0.015, "bleaching_per_frame": 0.001, "residual_pattern_index": 1.0,
+             "time_points": 20}
+
+
+def check_file(raw: str | Path, out: str | Path, *, optics: Optics = Optics(), angles: int = 3, phases: int = 3,
+               pixel_size_nm: float | None = None, background: str | float = "auto",
+               params: SIMParameters | None = None, overwrite: bool = False) -> dict:
+    """``microsr sim check``: raw-data and reconstruction QC of a SIM file (SIMcheck's tests), ``qc.json`` + ``qc.png``.
+
+    Measured on the first :data:`QC_LIMITS` ``["time_points"]`` time points: stuck camera pixels, a camera
+    row/column pattern, bleaching and excitation fluctuation (the latter needs ≥ 2 time points), the
+    pattern estimate (peak contrast, modulations, substitutions) and the modulation contrast map of the
+    raw data, and the residual-pattern artifact index of the conventional SIM image. ``flags`` lists
+    each problem found, in words; the thresholds are :data:`QC_LIMITS`.
+    """
+    out = Path(out)
+    paths = {"json": out / "qc.json", "figure": out / "qc.png"}
+    for path in paths.values():
+        check_writable(path, overwrite)
+    stack, pixel = open_raw(raw, angles, phases, pixel_size_nm)
+    count = min(len(stack), QC_LIMITS["time_points"])
+    frames = np.stack([_time_point(stack, t) for t in range(count)])
+    bg = resolve_background(stack, background)
+    sim = SIMReconstructor(optics.otf(pixel), pixel, ReconstructionSettings(background=bg))
+    flags = []
+    stuck = stuck_pixels(frames)
+    if stuck.any():
+        flags.append(f"{int(stuck.sum())} stuck camera pixel(s) (hot or dead): repaired for the estimate")
+    widefield = (repair_pixels(frames, stuck).mean(axis=(0, 1, 2)) - bg) * edge_taper(frames.shape[-2:])
+    ky, kx = frequency_grid(frames.shape[-2:], pixel)
+    outside = np.hypot(ky, kx) > 1.15 * sim.otf.cutoff_per_um
+    stripes = bool(outside.mean() > 0.01 and fixed_pattern_stripes(np.fft.fft2(widefield), outside))
+    if stripes:
+        flags.append("the camera adds a row/column pattern (stripes on the spectrum's axes)")
+    intensity = frame_intensities(frames, bg)
+    if intensity["bleaching_per_frame"] > QC_LIMITS["bleaching_per_frame"] and \
+            intensity["bleaching_per_frame"] > 3 * intensity["bleaching_error"]:
+        flags.append(f"bleaching: {100 * intensity['bleaching_per_frame']:.2f} % of the signal lost per frame")
+    if intensity["fluctuation"] is not None and intensity["fluctuation"] > QC_LIMITS["fluctuation"]:
+        flags.append(f"the excitation fluctuates by {100 * intensity['fluctuation']:.1f} % from frame to frame")
+    params = params or sim.estimate(frames.mean(axis=0))
+    flags += [f"estimate: {warning}" for warning in params.quality.get("warnings", [])]
+    contrast = modulation_contrast_map(frames, bg)
+    sim_image = sim.reconstruct(frames[0], params)
+    artifacts = residual_pattern_index(sim_image, params, pixel / 2)
+    if artifacts.index > QC_LIMITS["residual_pattern_index"]:
+        worst = max(artifacts.per_orientation, key=lambda r: r["index"])
+        flags.append(f"the SIM image keeps the pattern (orientation {worst['orientation']}, "
+                     f"{'±k' if worst['order'] == 1 else '±2k'}: 10^{worst['index']:.1f} × its surroundings)")
+    report = {"raw": str(raw), "pixel_size_nm": pixel, "background": bg, "time_points_checked": count,
+              "stuck_pixels": int(stuck.sum()), "camera_stripes": stripes,
+              "bleaching_per_frame": intensity["bleaching_per_frame"], "bleaching_error": intensity["bleaching_error"],
+              "excitation_fluctuation": intensity["fluctuation"], "frame_means": intensity["frame_means"],
+              "modulation_contrast_median": float(np.nanmedian(contrast)) if np.isfinite(contrast).any() else None,
+              "params": params.to_dict(), "residual_pattern_index": artifacts.index,
+              "residual_pattern": artifacts.per_orientation, "flags": flags}
+    atomic_write_text(paths["json"], json.dumps(report, indent=2, default=float) + "\n", overwrite)
+    pattern = [tuple(o.k_cycles_per_um * v for v in (math.sin(o.angle_rad), math.cos(o.angle_rad)))
+               for o in params.orientations]
+    qc_figure(paths["figure"], contrast, pixel, intensity["frame_means"], sim_image, pattern, flags,
+              title=f"SIM check of {Path(raw).name}", overwrite=overwrite)
+    return {**report, "json": str(paths["json"]), "figure": str(paths["figure"])}
