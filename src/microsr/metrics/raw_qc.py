@@ -111,5 +111,5 @@ def frame_intensities(raw, background: float) -> dict:
         pixel_variance = float(np.mean(np.var(np.diff(scaled, axis=0), axis=(-2, -1)))) / 2
         expected = float(np.sqrt(pixel_variance / (frames.shape[-1] * frames.shape[-2])) / np.mean(means))
         fluctuation = float(np.sqrt(max(scatter ** 2 - expected ** 2, 0.0)))
-    return {"frame_means": means.ravel().tolist(), "bleaching_per_frame": float(-slope),
+    return {"frame_means": means.ravel().tolist(), "bleaching_per_frame": float(1.0 - np.exp(slope)),
             "bleaching_error": float(error), "fluctuation": fluctuation}
