@@ -393,6 +393,9 @@ def rdl_predict_command(
     params: Optional[Path] = typer.Option(None, "--params", help="Pattern parameters JSON ('microsr sim estimate')."),
     pixel_size_nm: Optional[float] = typer.Option(None, "--pixel-size-nm", help="Default: from the file."),
     otf: Optional[Path] = typer.Option(None, "--otf", help="Measured OTF (.mrc); default: ideal, from the model."),
+    na: Optional[float] = typer.Option(None, "--na", help="Numerical aperture; default: the model's acquisition."),
+    wavelength_nm: Optional[float] = typer.Option(None, "--wavelength-nm",
+                                                  help="Emission wavelength (nm); default: the model's acquisition."),
     prior_angles_deg: Optional[str] = typer.Option(None, "--prior-angles-deg",
                                                    help="Calibrated pattern angles, comma-separated (degrees)."),
     prior_spacing_nm: Optional[float] = typer.Option(None, "--prior-spacing-nm", help="Calibrated pattern spacing."),
@@ -406,6 +409,7 @@ def rdl_predict_command(
     from microsr.sim.parameters import SIMParameters
 
     rdl = RDLSIM.from_pretrained(model, device.value, otf=load_otf_mrc(otf) if otf else None)
+    rdl.use_optics(na=na, wavelength_nm=wavelength_nm)
     summary = predict_rdl_stack(rdl, raw, output, denoised_output=denoised_out, background=background,
                                 params=SIMParameters.load(params) if params else None, pixel_size_nm=pixel_size_nm,
                                 overwrite=overwrite, progress=sys.stderr.isatty(),

@@ -91,3 +91,12 @@ def test_the_names_of_microsr_0_1_still_load_and_say_what_they_are_now():
     with pytest.warns(DeprecationWarning, match="pass otf by keyword"):
         old_order = RDLSIM.from_pretrained("tirf-sim-3x3", otf, "cpu")
     assert old_order.otf is otf and old_order.device.type == "cpu"
+
+
+def test_rdl_takes_other_optics_and_warns_when_they_are_not_what_it_learned():
+    model = RDLSIM.from_pretrained("tirf-sim-3x3", device="cpu")
+    trained = model.otf.cutoff_per_um
+    model.use_optics(na=1.35, wavelength_nm=530.0)  # within 5 %: silent
+    with pytest.warns(AcquisitionWarning, match="NA 1.49 differs from the 1.35 the model was trained for"):
+        model.use_optics(na=1.49)
+    assert model.otf.cutoff_per_um == pytest.approx(trained * 1.49 / 1.35, rel=1e-6)

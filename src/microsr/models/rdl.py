@@ -27,7 +27,7 @@ from microsr.device import resolve_device
 from microsr.errors import InputError
 from microsr.io import check_finite
 from microsr.models import serialize
-from microsr.models.checks import check_pixel_size
+from microsr.models.checks import AcquisitionWarning, check_pixel_size
 from microsr.models.shipped import model_folder
 from microsr.nets import DFCAN, RDLDenoiser, UNet
 from microsr.optics import OTF, ideal_otf
@@ -40,6 +40,9 @@ NETWORK_FILES = {"sr": "sr.pt", "denoiser": "denoiser.pt", "care": "care.pt"}
 
 #: The shipped model ``from_pretrained`` loads when given no name.
 DEFAULT_MODEL = "tirf-sim-3x3"
+
+#: Relative difference of NA or wavelength from the model's training beyond which prediction warns.
+OPTICS_TOLERANCE = 0.05
 
 #: Floor of the normalization scale: keeps an empty (all-background) set from dividing by zero.
 MIN_SCALE = 1e-6
@@ -201,6 +204,23 @@ class RDLModel:
         otf = otf or ideal_otf(acquisition["na"], acquisition["wavelength_nm"],
                                camera_pixel_nm=acquisition["pixel_size_nm"])
         return cls(sr_network, denoiser, info, otf, device)
+
+    def use_optics(self, *, na: float | None = None, wavelength_nm: float | None = None) -> None:
+        """Reconstruct with the ideal OTF of another NA or emission wavelength (a measured OTF given to
+        :meth:`from_pretrained` is kept unless one of them is given), warning when it lies outside what
+        the networks were trained on (:data:`OPTICS_TOLERANCE`)."""
+        if na is None and wavelength_nm is None:
+            return
+        acquisition = self.acquisition
+        na = float(na if na is not None else acquisition["na"])
+        wavelength_nm = float(wavelength_nm if wavelength_nm is not None else acquisition["wavelength_nm"])
+        for name, given, trained in (("NA", na, acquisition["na"]), ("emission wavelength", wavelength_nm,
+                                                                    acquisition["wavelength_nm"])):
+            if abs(given / trained - 1) > OPTICS_TOLERANCE:
+                warnings.warn(f"{name} {given:g} differs from the {trained:g} the model was trained for: its SR "
+                              "estimate and denoiser learned another OTF; expect artifacts, or train a model for "
+                              "these optics", AcquisitionWarning, stacklevel=2)
+        self.otf = ideal_otf(na, wavelength_nm, camera_pixel_nm=acquisition["pixel_size_nm"])
 
     def check_raw(self, raw, pixel_size_nm: float | None) -> np.ndarray:
         """Raw frames as (A, P, Y, X) float32 for this model, or a clear error; the pixel size is checked
