@@ -8,6 +8,7 @@ Wiener filter ``Σ_j H_j* D_j / (Σ_j |H_j|² + w²)`` times an apodization to t
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,8 +18,20 @@ from microsr.device import resolve_device
 from microsr.errors import InputError
 from microsr.optics import OTF, circular_pupil_otf_profile, edge_taper
 from microsr.sim.parameters import SIMParameters
+from microsr.sim.pattern import illumination_stack
 
 APODIZATIONS = ("otf", "cosine", "none")
+
+
+def _margin_taper(shape: tuple[int, int], margin_px: int) -> np.ndarray:
+    """1 inside, a raised cosine from 1 to 0 across the outer ``margin_px`` pixels of each side."""
+    def taper(n: int) -> np.ndarray:
+        window = np.ones(n)
+        if margin_px:
+            ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(margin_px) + 0.5) / margin_px)
+            window[:margin_px], window[n - margin_px:] = ramp, ramp[::-1]
+        return window
+    return np.outer(taper(shape[0]), taper(shape[1]))
 
 
 def band_separation_matrix(phases_rad: tuple[float, ...]) -> np.ndarray:
@@ -54,6 +67,9 @@ class ReconstructionSettings:
     ``wiener_weight`` is ``w`` in ``Σ|H|² + w²`` (larger: less noise, less resolution);
     ``apodization_cutoff`` scales the extended support ``k_c + |k|``; ``background`` is subtracted
     from every raw frame (camera offset); ``clip_negative`` sets negative output pixels to 0.
+    ``border_px`` is the width of the mirrored margin added around the frames before the Fourier
+    transforms (None: 4 % of the frame, at least 8 px): the FFT's wrap-around edge is faded out in
+    that margin, so the field itself keeps its structure and background up to its border.
     """
 
     wiener_weight: float = 0.05
@@ -63,6 +79,7 @@ class ReconstructionSettings:
     background: float = 0.0
     equalize_orientations: bool = True
     clip_negative: bool = True
+    border_px: int | None = None
 
 
 class WienerReconstructor:
@@ -105,7 +122,10 @@ class WienerReconstructor:
         if settings.apodization not in APODIZATIONS:
             raise InputError(f"unknown apodization {settings.apodization!r}: use one of "
                              f"{', '.join(APODIZATIONS)}")
-        ny, nx = self.shape
+        # Filters are built for the frames with their mirrored margin; the output is cropped back.
+        self.border_px = (max(8, int(round(0.04 * max(self.shape)))) if settings.border_px is None
+                          else int(settings.border_px))
+        ny, nx = (s + 2 * self.border_px for s in self.shape)
         angles = params.angles
         pixel_um = pixel_size_nm / 1000.0
 
@@ -159,7 +179,18 @@ class WienerReconstructor:
         self._plus_weights = torch.as_tensor(np.stack(plus_weights), dtype=torch.float32, **to)
         self._ramps = torch.as_tensor(np.stack(ramps), dtype=torch.complex64, **to)
         self._offsets = offsets
-        self._taper = torch.as_tensor(edge_taper(self.shape, 0.04), dtype=torch.float32, **to)
+        self._taper = torch.as_tensor(_margin_taper((ny, nx), self.border_px), dtype=torch.float32, **to)
+        # The margin continues each frame with its own pattern: the orientation's mirrored mean image times
+        # the illumination of that frame, so band separation sees no seam at the field's border (a raw
+        # frame mirrored as it is would reverse the pattern there and leave a ripple along every edge).
+        border = self.border_px
+        # The pattern's contrast in a raw frame is its modulation times the OTF at its frequency: that of
+        # the specimen's smooth content, which is what the mirrored margin mostly holds.
+        seen = SIMParameters([dataclasses.replace(o, modulation=o.modulation * float(otf(0.0, o.k_cycles_per_um)))
+                              for o in params.orientations])
+        self._patterns = (torch.as_tensor(illumination_stack((ny, nx), pixel_size_nm, seen,
+                                                             (self.shape[0] // 2 + border, self.shape[1] // 2 + border)),
+                                          dtype=torch.float32, **to) if border else None)
         self._centre = centre
 
     @property
@@ -167,13 +198,23 @@ class WienerReconstructor:
         return self.pixel_size_nm / 2
 
     def prepare(self, raw: torch.Tensor) -> torch.Tensor:
-        """Subtract the background, equalize orientations, fade the borders to each frame's mean."""
+        """Subtract the background, equalize orientations, mirror a margin around each frame and fade it
+        to the frame's mean (the field itself is left as it is)."""
         frames = raw - self.settings.background
         if self.settings.equalize_orientations:
             orientation_mean = frames.mean(dim=(2, 3, 4), keepdim=True)
             frames = frames * (orientation_mean.mean(dim=1, keepdim=True)
                                / orientation_mean.clamp_min(1e-6))
         frame_mean = frames.mean(dim=(3, 4), keepdim=True)
+        if self.border_px:
+            t, a, p, ny, nx = frames.shape
+            border, pad = self.border_px, min(self.border_px, ny - 1, nx - 1)
+            mean_image = frames.mean(dim=2).reshape(t * a, 1, ny, nx)
+            mean_image = torch.nn.functional.pad(mean_image, (pad,) * 4, mode="reflect")
+            mean_image = torch.nn.functional.pad(mean_image, (border - pad,) * 4, mode="replicate")
+            extended = mean_image.reshape(t, a, 1, *mean_image.shape[-2:]) * self._patterns
+            extended[..., border:border + ny, border:border + nx] = frames
+            frames = extended
         return frame_mean + (frames - frame_mean) * self._taper
 
     def widefield(self, raw: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -196,7 +237,7 @@ class WienerReconstructor:
         """Reconstruct ``(T, A, P, Y, X)`` (or one ``(A, P, Y, X)`` set) into ``(T, 2Y, 2X)`` float32."""
         frames = self.prepare(self._as_batch(raw))
         batch = frames.shape[0]
-        ny, nx = self.shape
+        ny, nx = frames.shape[-2:]
         spectrum = torch.zeros((batch, 2 * ny, 2 * nx), dtype=torch.complex64, device=self.device)
         zero_band = torch.einsum("ap,tapyx->tyx", self._zero_band, frames)
         zero_spectrum = torch.fft.fftshift(torch.fft.fft2(zero_band), dim=(-2, -1))
@@ -210,6 +251,8 @@ class WienerReconstructor:
             spectrum[:, oy:oy + ny, ox:ox + nx] += plus_spectrum[:, a]
         # Zero-padding the spectrum interpolates by 2; the 4 restores intensity (ifft divides by 4YX).
         image = 4 * torch.fft.ifft2(torch.fft.ifftshift(spectrum, dim=(-2, -1))).real
+        margin = 2 * self.border_px
+        image = image[:, margin:image.shape[-2] - margin, margin:image.shape[-1] - margin]
         if self.settings.clip_negative:
             image = image.clamp_min(0)
         return image
