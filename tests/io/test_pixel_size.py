@@ -69,3 +69,16 @@ def test_a_pixel_size_wrong_by_a_factor_is_warned_about(factor, says, tmp_path, 
     code, out, err = run_cli(["sim", "estimate", raw, "--json", tmp_path / "p.json", "--background", "102",
                               "--pixel-size-nm", str(62.6 * factor)], capsys)
     assert code == 0 and says in err and "check --pixel-size-nm" in err
+
+
+@pytest.mark.parametrize("suffix", [".ome.tif", ".zarr"])
+def test_a_light_sheet_z_step_survives_a_round_trip(suffix, tmp_path):
+    from microsr.io import write_image
+
+    volume = np.random.default_rng(0).random((6, 16, 20)).astype(np.float32)
+    path = write_image(tmp_path / f"volume{suffix}", volume, pixel_size_nm=92.6, z_step_nm=300.0, axes="ZYX")
+    image = read_image(path)
+    assert image.pixel_size_nm == pytest.approx(92.6) and image.z_step_nm == pytest.approx(300.0)
+    assert np.array_equal(np.asarray(image.array), volume)
+    flat = read_image(write_image(tmp_path / f"plain{suffix}", volume[0], pixel_size_nm=92.6))
+    assert flat.z_step_nm is None

@@ -40,6 +40,9 @@ class ImageData:
         Lateral (X, Y) pixel size in nm; None when the file does not say.
     axes : str or None
         Axis letters as the file states them ("YX", "TYX", "ZYX", ...); None when unknown.
+    z_step_nm : float or None
+        Distance between planes (Z) in nm, where the file states one (OME ``PhysicalSizeZ``, the Zarr
+        attribute ``voxel_size_nm``): the light-sheet z-step.
     pixel_size_note : str or None
         How the file's pixel size was read when it was not as the format says: a rule applied (an MRC
         header in µm) or a value refused as physically implausible (then ``pixel_size_nm`` is None).
@@ -50,6 +53,7 @@ class ImageData:
     pixel_size_nm: float | None = None
     axes: str | None = None
     pixel_size_note: str | None = None
+    z_step_nm: float | None = None
 
 
 def image_format(path: str | Path) -> str:
@@ -184,6 +188,11 @@ def read_image(path: str | Path, *, lazy: bool = False) -> ImageData:
             f"{path} states a pixel size of {image.pixel_size_nm:g} nm, outside what any microscope image has "
             f"({PLAUSIBLE_PIXEL_NM[0]:g} nm to {PLAUSIBLE_PIXEL_NM[1] / 1000:g} µm; a unit written wrong?): "
             "pass --pixel-size-nm"))
+    if image.z_step_nm is not None and not _plausible(image.z_step_nm):
+        image = dataclasses.replace(image, z_step_nm=None, pixel_size_note=image.pixel_size_note or (
+            f"{path} states a z-step of {image.z_step_nm:g} nm, outside what any microscope stack has "
+            f"({PLAUSIBLE_PIXEL_NM[0]:g} nm to {PLAUSIBLE_PIXEL_NM[1] / 1000:g} µm; a unit written wrong?): it is "
+            "not used"))
     return image
 
 
@@ -267,6 +276,7 @@ def _read_tiff(path: Path, lazy: bool) -> ImageData:
         series = tif.series[0]
         axes = series.axes
         pixel_size_nm = _tiff_pixel_size_nm(tif)
+        z_step_nm = _ome_size_nm(tif.ome_metadata, "Z")
         array = None if lazy else series.asarray()
     if lazy:
         try:
@@ -275,18 +285,26 @@ def _read_tiff(path: Path, lazy: bool) -> ImageData:
             import zarr
 
             array = zarr.open_array(tifffile.imread(path, aszarr=True), mode="r")
-    return ImageData(array, pixel_size_nm, axes)
+    return ImageData(array, pixel_size_nm, axes, z_step_nm=z_step_nm)
+
+
+def _ome_size_nm(ome_metadata: str | None, axis: str) -> float | None:
+    """OME ``PhysicalSize<axis>`` in nm (µm when the unit is not given, as OME says), or None."""
+    if not ome_metadata:
+        return None
+    match = re.search(rf'PhysicalSize{axis}="([0-9.eE+-]+)"', ome_metadata)
+    if not match:
+        return None
+    unit = re.search(rf'PhysicalSize{axis}Unit="([^"]+)"', ome_metadata)
+    scale = _UNIT_TO_NM.get(unit.group(1).strip().lower() if unit else "µm")
+    return float(match.group(1)) * scale if scale else None
 
 
 def _tiff_pixel_size_nm(tif) -> float | None:
     """Pixel size from OME metadata, else from ImageJ's unit with the resolution tag, else None."""
     if tif.ome_metadata:
-        match = re.search(r'PhysicalSizeX="([0-9.eE+-]+)"', tif.ome_metadata)
-        if match:
-            unit = re.search(r'PhysicalSizeXUnit="([^"]+)"', tif.ome_metadata)
-            # µm is the OME default when the unit attribute is absent
-            scale = _UNIT_TO_NM.get(unit.group(1).strip().lower() if unit else "µm")
-            return float(match.group(1)) * scale if scale else None
+        if re.search(r'PhysicalSizeX="', tif.ome_metadata):
+            return _ome_size_nm(tif.ome_metadata, "X")
     unit_nm = _UNIT_TO_NM.get(str((tif.imagej_metadata or {}).get("unit", "")).strip().lower())
     resolution = tif.pages[0].tags.get("XResolution")
     if unit_nm and resolution is not None and resolution.value[0]:
@@ -325,8 +343,12 @@ def _read_zarr(path: Path, lazy: bool) -> ImageData:
                          f"(e.g. {path / '0'})")
     attrs = dict(node.attrs)
     pixel_size_nm = attrs.get("pixel_size_nm")
+    voxel = attrs.get("voxel_size_nm")
+    z_step = float(voxel[0]) if isinstance(voxel, (list, tuple)) and len(voxel) == 3 else None
+    if pixel_size_nm is None and z_step is not None:
+        pixel_size_nm = voxel[-1]
     return ImageData(node if lazy else node[...], None if pixel_size_nm is None else float(pixel_size_nm),
-                     attrs.get("axes"))
+                     attrs.get("axes"), z_step_nm=z_step)
 
 
 def _read_npy(path: Path, lazy: bool) -> ImageData:
@@ -344,8 +366,8 @@ def check_pixel_size(pixel_size_nm: float | None) -> float | None:
     return value
 
 
-def tiff_metadata(axes: str | None, pixel_size_nm: float | None, ndim: int) -> dict:
-    """OME metadata for tifffile: axes and the physical pixel size in nm."""
+def tiff_metadata(axes: str | None, pixel_size_nm: float | None, ndim: int, z_step_nm: float | None = None) -> dict:
+    """OME metadata for tifffile: axes and the physical pixel size (and z-step) in nm."""
     metadata: dict = {}
     if axes:
         metadata["axes"] = axes
@@ -355,6 +377,8 @@ def tiff_metadata(axes: str | None, pixel_size_nm: float | None, ndim: int) -> d
     if pixel_size_nm:
         metadata.update(PhysicalSizeX=float(pixel_size_nm), PhysicalSizeXUnit="nm",
                         PhysicalSizeY=float(pixel_size_nm), PhysicalSizeYUnit="nm")
+    if z_step_nm:
+        metadata.update(PhysicalSizeZ=float(z_step_nm), PhysicalSizeZUnit="nm")
     return metadata
 
 
@@ -377,7 +401,7 @@ _MRC_DTYPES = {np.dtype(np.float64): np.float32, np.dtype(np.complex128): np.com
 
 
 def write_image(path: str | Path, array, *, pixel_size_nm: float | None = None, axes: str | None = None,
-                overwrite: bool = False, dtype=None) -> Path:
+                overwrite: bool = False, dtype=None, z_step_nm: float | None = None) -> Path:
     """Write an array with its pixel size, atomically.
 
     The data go to a hidden ``.<name>.<host>-<pid>-<random>.partial`` sibling that is renamed
@@ -404,6 +428,9 @@ def write_image(path: str | Path, array, *, pixel_size_nm: float | None = None, 
         Replace an existing ``path``; otherwise that is an error.
     dtype : numpy dtype, optional
         Convert to this type before writing.
+    z_step_nm : float, optional
+        Distance between the planes of a Z axis, in nm: OME ``PhysicalSizeZ``; in Zarr the attribute
+        ``voxel_size_nm`` (z, y, x) beside ``pixel_size_nm``.
 
     Returns
     -------
@@ -419,6 +446,7 @@ def write_image(path: str | Path, array, *, pixel_size_nm: float | None = None, 
     """
     kind = image_format(path)
     pixel_size_nm = check_pixel_size(pixel_size_nm)
+    z_step_nm = check_pixel_size(z_step_nm)
     array = np.asarray(array) if dtype is None else np.asarray(array, dtype=dtype)
     _check_axes(axes, array.ndim)
     if kind == "mrc" and array.ndim > 3:
@@ -429,7 +457,7 @@ def write_image(path: str | Path, array, *, pixel_size_nm: float | None = None, 
         temp = partial.temp
         if kind == "tiff":
             tifffile.imwrite(temp, array, ome=True, bigtiff=array.nbytes > BIGTIFF_BYTES,
-                             metadata=tiff_metadata(axes, pixel_size_nm, array.ndim),
+                             metadata=tiff_metadata(axes, pixel_size_nm, array.ndim, z_step_nm),
                              **tiff_resolution(pixel_size_nm))
         elif kind == "mrc":
             with mrcfile.new(temp, overwrite=True) as mrc:
@@ -443,7 +471,9 @@ def write_image(path: str | Path, array, *, pixel_size_nm: float | None = None, 
             store = zarr.create_array(store=str(temp), shape=array.shape, chunks=chunks, dtype=array.dtype,
                                       overwrite=True)
             store[...] = array
-            store.attrs.update({"pixel_size_nm": pixel_size_nm, "axes": axes})
+            store.attrs.update({"pixel_size_nm": pixel_size_nm, "axes": axes,
+                                **({"voxel_size_nm": [z_step_nm, pixel_size_nm, pixel_size_nm]}
+                                   if z_step_nm and pixel_size_nm else {})})
         else:
             with open(temp, "wb") as handle:
                 np.save(handle, array, allow_pickle=False)
