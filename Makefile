@@ -46,9 +46,11 @@ paper-models: $(STAMP)
 	$(PY) bench/sfsrm_paper.py --dot-model runs/srn_dots_x10/model.pt --line-model runs/srn_lines_x10/model.pt
 
 # The shipped rDL SIM model "tirf-sim-3x3" (seed 0 of three independently trained DFCAN + denoiser pairs)
-# and the CARE baseline, on the simulator (~40 min on 2 CPU cores), then the comparison and uncertainty table.
+# and the CARE baseline, on the simulator (~40 min on 2 CPU cores), then the comparison, the uncertainty table
+# and the table on acquisitions like real ones (measured OTF, camera and laser defects).
 rdl-models: $(STAMP)
 	bash bench/rdl_models.sh
+	$(PY) bench/rdl_real.py --model src/microsr/weights/tirf-sim-3x3
 	$(PY) bench/rdl_compare.py --model src/microsr/weights/tirf-sim-3x3 --care runs/rdl_tirf/care_seed0/model.pt \
 		--ensemble runs/rdl_tirf/model_seed0 runs/rdl_tirf/model_seed1 runs/rdl_tirf/model_seed2 \
 		--figure bench_out/rdl_uncertainty.png

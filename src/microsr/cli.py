@@ -89,6 +89,8 @@ OTF_FILE = typer.Option(None, "--otf", help="Measured radial OTF (.mrc); overrid
 BACKGROUND = typer.Option("auto", "--background",
                           help="Camera offset to subtract (counts), or 'auto' (a low percentile).")
 OVERWRITE = typer.Option(False, "--overwrite", help="Replace outputs that exist.")
+RAW_FRAMES = typer.Argument(..., help="Raw SIM frames (TIFF, OME-TIFF, MRC, Zarr).")
+PARAMS_FILE = typer.Option(None, "--params", help="Parameters from 'sim estimate'; estimated from the data if not given.")
 
 
 def _warn(messages: list[str]) -> None:
@@ -178,7 +180,7 @@ for _specimen in Specimen:
 
 @sim_app.command("estimate", cls=_Command)
 def sim_estimate_command(
-    raw: Path = typer.Argument(..., help="Raw SIM frames (TIFF, OME-TIFF, MRC, Zarr)."),
+    raw: Path = RAW_FRAMES,
     json_out: Path = typer.Option(..., "--json", help="Where to write the parameters (JSON)."),
     pixel_size_nm: Optional[float] = PIXEL,
     na: float = NA,
@@ -216,10 +218,9 @@ def sim_estimate_command(
 
 @sim_app.command("reconstruct", cls=_Command)
 def sim_reconstruct_command(
-    raw: Path = typer.Argument(..., help="Raw SIM frames (TIFF, OME-TIFF, MRC, Zarr)."),
+    raw: Path = RAW_FRAMES,
     output: Path = typer.Option(..., "-o", "--output", help="SR image or stack (.tif, .ome.tif, .zarr)."),
-    params_file: Optional[Path] = typer.Option(None, "--params", help="Parameters from 'sim estimate'; "
-                                                                        "estimated from the data if not given."),
+    params_file: Optional[Path] = PARAMS_FILE,
     pixel_size_nm: Optional[float] = PIXEL,
     na: float = NA,
     wavelength_nm: float = WAVELENGTH,
@@ -256,10 +257,9 @@ def sim_reconstruct_command(
 
 @sim_app.command("check", cls=_Command)
 def sim_check_command(
-    raw: Path = typer.Argument(..., help="Raw SIM frames (TIFF, OME-TIFF, MRC, Zarr)."),
+    raw: Path = RAW_FRAMES,
     out: Path = typer.Option(Path("sim_check"), "--out", help="Folder for qc.json and qc.png."),
-    params_file: Optional[Path] = typer.Option(None, "--params", help="Parameters from 'sim estimate'; "
-                                                                        "estimated from the data if not given."),
+    params_file: Optional[Path] = PARAMS_FILE,
     pixel_size_nm: Optional[float] = PIXEL,
     na: float = NA,
     wavelength_nm: float = WAVELENGTH,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from importlib import resources
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -97,6 +98,19 @@ def ideal_otf(na: float, wavelength_nm: float, camera_pixel_nm: float | None = N
     return OTF(profile, cutoff, camera_pixel_nm, f"ideal NA {na}, {wavelength_nm:g} nm")
 
 
+#: Measured TIRF-SIM OTFs that come with microsr (rDL SIM reference release, MIT licence: data/otf/), by name.
+SHIPPED_OTFS = {"TIRF488": "TIRF488_cam1_0_z30_OTF2d.mrc", "TIRF560": "TIRF560_cam2_0_z21_OTF2d.mrc",
+                "TIRF647": "TIRF647_cam2_0_z21_OTF2d.mrc"}
+
+
+def otf_path(name_or_path: str | Path) -> Path:
+    """A measured OTF file: an existing path as given, or one of :data:`SHIPPED_OTFS` by name."""
+    path = Path(name_or_path)
+    if not path.exists() and str(name_or_path) in SHIPPED_OTFS:
+        return Path(str(resources.files("microsr") / "data" / "otf" / SHIPPED_OTFS[str(name_or_path)]))
+    return path
+
+
 def load_otf_mrc(path: str | Path, cutoff_threshold: float = 2e-3) -> OTF:
     """Load a measured 1-D radial OTF stored as an MRC file (as shipped with the rDL SIM data).
 
@@ -106,12 +120,13 @@ def load_otf_mrc(path: str | Path, cutoff_threshold: float = 2e-3) -> OTF:
     Parameters
     ----------
     path : path
-        The ``.mrc`` file.
+        The ``.mrc`` file, or the name of a measured OTF that comes with microsr (:data:`SHIPPED_OTFS`:
+        ``TIRF488``, ``TIRF560``, ``TIRF647``).
     cutoff_threshold : float
         The cut-off is the first frequency where the normalized OTF falls below this; a measured
         OTF has a noisy tail that must not count as signal.
     """
-    path = Path(path)
+    path = otf_path(path)
     if not path.exists():
         raise InputError(f"OTF file {path} does not exist: check the path, or leave --otf out to use "
                          "the ideal OTF from --na and --wavelength-nm")

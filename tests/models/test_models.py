@@ -1,5 +1,6 @@
 """The model layer: one from_pretrained for every method, shipped names and folders alike, one pixel-size policy."""
 
+import dataclasses
 import shutil
 
 import numpy as np
@@ -100,3 +101,20 @@ def test_rdl_takes_other_optics_and_warns_when_they_are_not_what_it_learned():
     with pytest.warns(AcquisitionWarning, match="NA 1.49 differs from the 1.35 the model was trained for"):
         model.use_optics(na=1.49)
     assert model.otf.cutoff_per_um == pytest.approx(trained * 1.49 / 1.35, rel=1e-6)
+
+
+def test_rdl_warns_when_the_acquisition_lies_outside_its_training_range():
+    from microsr.optics import load_otf_mrc
+    from microsr.sim.parameters import Orientation, SIMParameters
+
+    model = RDLSIM.from_pretrained("tirf-sim-3x3", device="cpu")
+    assert model.training_range["otfs"] == ["ideal"]  # a file of 0.1: the defaults it was trained with
+    k = 0.92 * model.otf.cutoff_per_um
+    inside = SIMParameters([Orientation(a, 1000 / k, (0.0, 2.1, 4.2), 0.8) for a in (0.1, 1.1, 2.1)])
+    model.check_pattern(inside)  # silent
+    with pytest.warns(AcquisitionWarning, match="modulations 0.30, 0.30, 0.30 lie outside the training range 0.8"):
+        model.check_pattern(SIMParameters([dataclasses.replace(o, modulation=0.3) for o in inside.orientations]))
+    measured = RDLSIM.from_pretrained("tirf-sim-3x3", device="cpu", otf=load_otf_mrc("TIRF488"))
+    with pytest.warns(AcquisitionWarning, match="trained on the ideal OTF only and is given a measured one"):
+        measured.check_pattern(SIMParameters([dataclasses.replace(o, spacing_nm=1000 / (0.95 * 5.58))
+                                              for o in inside.orientations]))

@@ -172,3 +172,22 @@ def test_failed_estimation_names_the_file_and_suggests_a_prior(tmp_path):
     write_pair(tmp_path, "sparse.tif", seed=2, specimen="filaments")
     with pytest.raises(InputError, match="sparse.tif.*PatternPrior"):
         FolderRawPairs(tmp_path)
+
+
+def test_domain_randomization_draws_the_instrument_of_each_field_from_its_ranges():
+    from microsr.train.rdl_data import Randomization, simulated_raw_pair, _simulated_pair
+
+    randomization = Randomization(otfs=("ideal", "TIRF488", "TIRF647"), pattern_fraction=(0.9, 1.0),
+                                  modulation=(0.3, 0.9), defects=True)
+    drawn = [randomization.draw(np.random.default_rng(seed), 1.35, 525.0, 62.6) for seed in range(30)]
+    sources = {d["otf"].source.split()[0] + (" " + d["otf"].source.split()[1] if "measured" in d["otf"].source else "")
+               for d in drawn}
+    assert {"ideal", "measured TIRF488_cam1_0_z30_OTF2d.mrc", "measured TIRF647_cam2_0_z21_OTF2d.mrc"} == sources
+    assert all(0.9 <= d["pattern_fraction"] <= 1.0 and all(0.3 <= m <= 0.9 for m in d["modulation"]) for d in drawn)
+    assert all(d["defects"] is not None for d in drawn) and len({d["defects"] for d in drawn}) == 30
+    pair = _simulated_pair(specimen="network", photons=20, shape=(64, 64), angles=3, phases=3, pixel_size_nm=62.6,
+                           na=1.35, wavelength_nm=525.0, seed=4, instrument=drawn[0])
+    assert pair.otf is drawn[0]["otf"] and [o.modulation for o in pair.params.orientations] == list(drawn[0]["modulation"])
+    assert np.isfinite(pair.noisy).all() and pair.noisy.max() < 50  # stuck pixels repaired before normalizing
+    plain = simulated_raw_pair(specimen="network", photons=20, shape=(64, 64), seed=4)
+    assert plain.otf is None and plain.params.orientations[0].modulation == 0.8

@@ -222,6 +222,35 @@ class RDLModel:
                               "these optics", AcquisitionWarning, stacklevel=2)
         self.otf = ideal_otf(na, wavelength_nm, camera_pixel_nm=acquisition["pixel_size_nm"])
 
+    @property
+    def training_range(self) -> dict:
+        """What the networks were trained on (OTFs, pattern fraction of the cut-off, modulations, defects,
+        photons); files of microsr 0.1 did not record it: the ideal OTF, 0.92, 0.8, no defects."""
+        return self.info.get("training_range") or {"otfs": ["ideal"], "pattern_fraction": [0.92, 0.92],
+                                                   "modulation": [0.8, 0.8], "defects": False}
+
+    def check_pattern(self, params: SIMParameters) -> None:
+        """Warn when an acquisition's pattern lies outside what the networks were trained on: a pattern
+        frequency (as a fraction of the OTF's cut-off) or a modulation out of the training range, or a
+        measured OTF for a model that only saw the ideal one."""
+        trained = self.training_range
+        messages = []
+        if self.otf.source.startswith("measured") and set(trained["otfs"]) == {"ideal"}:
+            messages.append("the model was trained on the ideal OTF only and is given a measured one")
+        fraction = float(np.median([o.k_cycles_per_um for o in params.orientations])) / self.otf.cutoff_per_um
+        low, high = trained["pattern_fraction"]
+        if not low - 0.03 <= fraction <= high + 0.03:
+            messages.append(f"the pattern lies at {fraction:.2f} of the OTF cut-off; the model was trained at "
+                            f"{low:g}–{high:g}")
+        depths = [o.modulation for o in params.orientations]
+        low, high = trained["modulation"]
+        if min(depths) < low - 0.05 or max(depths) > high + 0.05:
+            messages.append(f"modulations {', '.join(f'{m:.2f}' for m in depths)} lie outside the training range "
+                            f"{low:g}–{high:g}")
+        for message in messages:
+            warnings.warn(f"{message}: rDL SIM may paint the pattern into the image; compare with 'microsr sim "
+                          "reconstruct' and check with 'microsr sim check'", AcquisitionWarning, stacklevel=2)
+
     def check_raw(self, raw, pixel_size_nm: float | None) -> np.ndarray:
         """Raw frames as (A, P, Y, X) float32 for this model, or a clear error; the pixel size is checked
         by :func:`~microsr.models.checks.check_pixel_size`."""

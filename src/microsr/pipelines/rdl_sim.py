@@ -17,6 +17,7 @@ from microsr.io.atomic import check_writable
 from microsr.models.rdl import RDLModel, estimated_modulated_images, normalize_raw
 from microsr.optics import OTF
 from microsr.pipelines.sim import SIMReconstructor, open_raw, resolve_background
+from microsr.sim.estimate import repair_pixels, stuck_pixels
 from microsr.sim.parameters import SIMParameters
 from microsr.sim.reconstruct import ReconstructionSettings
 from microsr.tiling import predict_tiled
@@ -51,6 +52,8 @@ class RDLSIM(RDLModel):
                 tile_px: int | None = None, overlap_px: int = 16) -> RDLResult:
         """Denoise one raw SIM set with the pattern in the loop and reconstruct it; see :class:`RDLResult`."""
         frames = self.check_raw(raw, pixel_size_nm)
+        # Stuck camera pixels (hot, dead) are no specimen: the networks never saw them, and the Wiener step would ring.
+        frames = repair_pixels(frames, stuck_pixels(frames)).astype(np.float32)
         pixel = pixel_size_nm or self.acquisition["pixel_size_nm"]
         angles, phases = frames.shape[:2]
         sim = SIMReconstructor(self.otf, pixel, ReconstructionSettings(wiener_weight=wiener_weight), prior,
@@ -61,6 +64,7 @@ class RDLSIM(RDLModel):
             except EstimationError as exc:
                 raise EstimationError(f"{exc}; pass a prior (angles and spacing from a calibration) with "
                                       "--prior-angles-deg/--prior-spacing-nm, or parameters with --params") from None
+        self.check_pattern(params)
         normalized, scale = normalize_raw(frames, background)
         sr_estimate, modulated = estimated_modulated_images(self.sr_network, normalized, params, pixel, self.otf,
                                                             device=self.device, tile_px=tile_px,

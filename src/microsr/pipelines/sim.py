@@ -121,8 +121,13 @@ class SIMReconstructor:
         return WienerReconstructor(params, shape, self.pixel_size_nm, self.otf, settings, self.device)
 
     def reconstruct(self, raw: np.ndarray, params: SIMParameters, *, background: float | None = None) -> np.ndarray:
-        """The SIM image ``(2Y, 2X)`` of one frame set ``(A, P, Y, X)``, or ``(T, 2Y, 2X)`` of ``(T, A, P, Y, X)``."""
+        """The SIM image ``(2Y, 2X)`` of one frame set ``(A, P, Y, X)``, or ``(T, 2Y, 2X)`` of ``(T, A, P, Y, X)``.
+
+        Stuck camera pixels (hot or dead, :func:`~microsr.sim.estimate.stuck_pixels`) are replaced by their
+        local median first: left in, each would ring across the SIM image.
+        """
         raw = np.asarray(raw, dtype=np.float32)
+        raw = repair_pixels(raw, stuck_pixels(raw)).astype(np.float32)
         images = self.reconstructor(params, raw.shape[-2:], background=background)(raw).cpu().numpy()
         return images[0] if raw.ndim == 4 else images
 
@@ -196,6 +201,11 @@ def reconstruct_stack(stack, params: SIMParameters, pixel_size_nm: float, otf: O
                "output_pixel_size_nm": recon.output_pixel_size_nm,
                "widefield": str(widefield_output) if widefield_output else None}
     first: dict = {}
+    # Stuck camera pixels, found on the first time point, are repaired in every frame set (see SIMReconstructor).
+    stuck = stuck_pixels(_time_point(stack, 0))
+
+    def frame_set(t: int) -> np.ndarray:
+        return repair_pixels(_time_point(stack, t), stuck).astype(np.float32)
 
     def keep_first(block: np.ndarray, sr: np.ndarray) -> None:
         if figure and not first:
@@ -203,7 +213,7 @@ def reconstruct_stack(stack, params: SIMParameters, pixel_size_nm: float, otf: O
             first["sim"] = sr[0]
 
     if count == 1:  # a single frame set: plain 2-D images, as a user expects
-        block = _time_point(stack, 0)[None]
+        block = frame_set(0)[None]
         sr = recon(block).cpu().numpy()
         keep_first(block, sr)
         write_image(output, sr[0], pixel_size_nm=recon.output_pixel_size_nm, axes="YX", overwrite=overwrite)
@@ -218,7 +228,7 @@ def reconstruct_stack(stack, params: SIMParameters, pixel_size_nm: float, otf: O
         with sr_writer, (wf_writer or nullcontext()):
             bar = tqdm(total=count, unit="frame set", desc="SIM reconstruction", disable=not progress)
             for start in range(0, count, batch_size):
-                block = np.stack([_time_point(stack, t) for t in range(start, min(count, start + batch_size))])
+                block = np.stack([frame_set(t) for t in range(start, min(count, start + batch_size))])
                 sr = recon(block).cpu().numpy()
                 keep_first(block, sr)
                 sr_writer.write(sr)

@@ -14,7 +14,7 @@ from microsr.losses import rdl_loss_terms
 from microsr.models.rdl import build_network, save_network
 from microsr.train.config import NetworkRun, Strict, check_range, load_config
 from microsr.train.fit import NetworkTraining, finish_step, last_validation, run_training
-from microsr.train.rdl_data import FolderRawPairs, RawPairStream, validation_raw_pairs
+from microsr.train.rdl_data import FolderRawPairs, Randomization, RawPairStream, validation_raw_pairs
 
 #: Network each task trains (see :func:`microsr.models.rdl.build_network`); "care" is the
 #: U-Net baseline trained on the same noisy → clean frames as the denoiser, without the pattern.
@@ -42,6 +42,13 @@ class RDLDataConfig(Strict):
     batch_size: int = Field(4, ge=1)
     validation_pairs: int = Field(4, ge=1)
     seed: int = Field(0, ge=0)
+    #: Domain randomization (simulator only): detection OTFs to draw from ("ideal" and measured OTFs: TIRF488,
+    #: TIRF560, TIRF647 or .mrc paths), the pattern's fraction of the drawn OTF's cut-off, each orientation's
+    #: modulation, and a real camera and laser (defects).
+    otfs: list[str] = ["ideal"]
+    pattern_fraction: tuple[float, float] = (0.92, 0.92)
+    modulation: tuple[float, float] = (0.8, 0.8)
+    defects: bool = False
     #: Trained SR network (task "sr" model.pt) whose estimates make the denoiser's modulated images, as at
     #: prediction; without it they come from the ground truth, and the denoiser learns to trust them too much.
     sr_model: Path | None = None
@@ -54,9 +61,18 @@ class RDLDataConfig(Strict):
         if self.sr_model is not None and not self.sr_model.is_file():
             raise ValueError(f"data.sr_model {self.sr_model} does not exist: train the SR network first "
                              "(task: sr) and give its model.pt")
+        if not 0 < self.modulation[0] <= self.modulation[1] <= 1:
+            raise ValueError(f"data.modulation {self.modulation} must be a range (low, high) within (0, 1]")
+        if not 0 < self.pattern_fraction[0] <= self.pattern_fraction[1] <= 1.3:
+            raise ValueError(f"data.pattern_fraction {self.pattern_fraction} must be a range within (0, 1.3] of "
+                             "the OTF cut-off")
         if self.field_px < self.patch_px:
             raise ValueError(f"data.field_px {self.field_px} is smaller than data.patch_px {self.patch_px}")
         return self
+
+    @property
+    def randomization(self) -> Randomization:
+        return Randomization(tuple(self.otfs), tuple(self.pattern_fraction), tuple(self.modulation), self.defects)
 
     @property
     def acquisition(self) -> dict:
@@ -100,7 +116,8 @@ def _samples(config: RDLTrainConfig, seed_offset: int):
         return FolderRawPairs(data.folder, split="train", pixel_size_nm=data.pixel_size_nm, na=data.na,
                               wavelength_nm=data.wavelength_nm, background=data.background, **common)
     return RawPairStream(specimens=data.specimens, photons=data.photons, field_px=data.field_px,
-                         pixel_size_nm=data.pixel_size_nm, na=data.na, wavelength_nm=data.wavelength_nm, **common)
+                         pixel_size_nm=data.pixel_size_nm, na=data.na, wavelength_nm=data.wavelength_nm,
+                         randomization=data.randomization, **common)
 
 
 def _validation(config: RDLTrainConfig) -> tuple[torch.Tensor, ...]:
@@ -110,7 +127,8 @@ def _validation(config: RDLTrainConfig) -> tuple[torch.Tensor, ...]:
                    wavelength_nm=data.wavelength_nm, seed=data.seed, sr_model=data.sr_model)
     if data.source == "folder":
         return validation_raw_pairs(folder=data.folder, background=data.background, **options)
-    return validation_raw_pairs(specimens=data.specimens, photons=data.photons, field_px=data.field_px, **options)
+    return validation_raw_pairs(specimens=data.specimens, photons=data.photons, field_px=data.field_px,
+                                randomization=data.randomization, **options)
 
 
 class RDLTraining(NetworkTraining):
@@ -155,6 +173,9 @@ def _export(module: RDLTraining, output: Path) -> Path:
     config = module.config
     return save_network(output / "model.pt", NETWORK_OF_TASK[config.task], module.network, config.hyper(),
                         config.data.acquisition, iterations=int(module.iteration),
+                        training_range={"otfs": list(config.data.otfs), "pattern_fraction": list(config.data.pattern_fraction),
+                                        "modulation": list(config.data.modulation), "defects": config.data.defects,
+                                        "photons": list(config.data.photons)},
                         validation=last_validation(output / "losses.csv"))
 
 

@@ -29,11 +29,13 @@ from torch.utils.data import IterableDataset
 from microsr.errors import EstimationError, InputError
 from microsr.io import read_image, to_tapyx
 from microsr.models.rdl import MIN_SCALE, estimated_modulated_images, load_network, normalize_raw
-from microsr.optics import OTF, ideal_otf
-from microsr.sim.estimate import PatternPrior, estimate_background, estimate_parameters
+from microsr.optics import OTF, ideal_otf, load_otf_mrc
+from microsr.sim.estimate import (PatternPrior, estimate_background, estimate_parameters, repair_pixels,
+                                  stuck_pixels)
 from microsr.sim.modulated import modulated_images
 from microsr.sim.parameters import SIMParameters
 from microsr.sim.reconstruct import ReconstructionSettings, reconstruct
+from microsr.synthetic.defects import AcquisitionDefects
 from microsr.synthetic.sim_raw import SPECIMENS, sim_resolution_fwhm_nm, sim_target, simulate_sim
 from microsr.train.streams import worker_indices
 
@@ -80,6 +82,8 @@ class RawPair:
         Photons (ADU above background) per normalized unit of ``noisy``, ``clean`` and ``modulated``.
     pixel_size_nm : float
         Camera pixel size; ``sim_target`` has half of it.
+    otf : OTF or None
+        The detection OTF the frames were made (or are reconstructed) with; None: the ideal one.
     """
 
     noisy: np.ndarray
@@ -91,6 +95,52 @@ class RawPair:
     specimen: str
     scale: float
     pixel_size_nm: float
+    otf: OTF | None = None
+
+
+@dataclass(frozen=True)
+class Randomization:
+    """What varies between simulated training fields besides specimen, photons and pattern angle: the
+    instruments a model is meant for (domain randomization).
+
+    ``otfs`` names the detection OTFs to draw from: ``"ideal"`` (from NA and wavelength) and measured
+    ones (:data:`microsr.optics.SHIPPED_OTFS` names or ``.mrc`` paths); the pattern lies at a fraction of
+    the drawn OTF's cut-off drawn in ``pattern_fraction``; each orientation's modulation is drawn in
+    ``modulation``; with ``defects``, each field gets a real camera and laser
+    (:class:`~microsr.synthetic.defects.AcquisitionDefects`) at strengths drawn between none and
+    :meth:`~microsr.synthetic.defects.AcquisitionDefects.realistic` twice over.
+    """
+
+    otfs: tuple[str, ...] = ("ideal",)
+    pattern_fraction: tuple[float, float] = (0.92, 0.92)
+    modulation: tuple[float, float] = (0.8, 0.8)
+    defects: bool = False
+
+    def draw(self, rng: np.random.Generator, na: float, wavelength_nm: float, pixel_size_nm: float) -> dict:
+        """One field's instrument: ``otf``, ``pattern_fraction``, ``modulation`` (per orientation), ``defects``."""
+        source = self.otfs[int(rng.integers(len(self.otfs)))]
+        otf = (ideal_otf(na, wavelength_nm, camera_pixel_nm=pixel_size_nm) if source == "ideal"
+               else _measured_otf(source))
+        fraction = float(rng.uniform(*self.pattern_fraction))
+        modulation = tuple(float(m) for m in rng.uniform(*self.modulation, size=3))
+        defects = None
+        if self.defects:
+            typical = AcquisitionDefects.realistic()
+            strength = rng.uniform(0, 2, size=8)
+            defects = AcquisitionDefects(
+                offset_spread_adu=typical.offset_spread_adu * strength[0], gain_spread=typical.gain_spread * strength[1],
+                row_noise_adu=typical.row_noise_adu * strength[2], column_noise_adu=typical.column_noise_adu * strength[3],
+                hot_pixel_fraction=typical.hot_pixel_fraction * strength[4],
+                dead_pixel_fraction=typical.dead_pixel_fraction * strength[4],
+                excitation_fluctuation=min(0.05, typical.excitation_fluctuation * strength[5]),
+                bleaching_per_frame=typical.bleaching_per_frame * strength[6],
+                grey_levels=None if strength[7] < 1 else int(rng.integers(200, 1000)))
+        return {"otf": otf, "pattern_fraction": fraction, "modulation": modulation, "defects": defects}
+
+
+@functools.lru_cache(maxsize=8)
+def _measured_otf(name_or_path: str) -> OTF:
+    return load_otf_mrc(name_or_path)
 
 
 def _check_specimen(specimen: str) -> None:
@@ -100,15 +150,22 @@ def _check_specimen(specimen: str) -> None:
 
 def _simulated_pair(*, specimen: str, photons: float, shape: tuple[int, int], angles: int, phases: int,
                     pixel_size_nm: float, na: float, wavelength_nm: float, seed: int,
-                    with_modulated: bool = True) -> RawPair:
-    """:func:`simulated_raw_pair`, skipping the pattern-modulated images where a task does not use them."""
+                    with_modulated: bool = True, instrument: dict | None = None) -> RawPair:
+    """:func:`simulated_raw_pair`, skipping the pattern-modulated images where a task does not use them;
+    ``instrument`` (:meth:`Randomization.draw`) sets the OTF, pattern fraction, modulations and defects."""
     _check_specimen(specimen)
-    otf = ideal_otf(na, wavelength_nm, camera_pixel_nm=pixel_size_nm)
+    instrument = instrument or {}
+    otf = instrument.get("otf") or ideal_otf(na, wavelength_nm, camera_pixel_nm=pixel_size_nm)
+    fraction = instrument.get("pattern_fraction", 0.92)
     data = simulate_sim(shape=tuple(shape), pixel_size_nm=pixel_size_nm, na=na, wavelength_nm=wavelength_nm,
                         angles=angles, phases=phases, photons=photons, time_points=1, otf=otf, seed=seed,
-                        specimen=specimen)
+                        specimen=specimen, pattern_fraction_of_cutoff=fraction,
+                        modulation=instrument.get("modulation", 0.8)[:angles] if "modulation" in instrument else 0.8,
+                        defects=instrument.get("defects"))
     background = data.camera.offset_adu + data.camera.background_photons
-    noisy, scale = normalize_raw(data.raw[0], background)
+    # As at prediction: stuck camera pixels are replaced by their neighbourhood before anything else.
+    raw = repair_pixels(data.raw[0], stuck_pixels(data.raw[0]))
+    noisy, scale = normalize_raw(raw, background)
     clean = (data.raw_clean / np.float32(scale)).astype(np.float32)
     modulated = None
     if with_modulated:
@@ -116,10 +173,14 @@ def _simulated_pair(*, specimen: str, photons: float, shape: tuple[int, int], an
         # noise-free frames up to the field's borders: dividing by the same scale keeps the units.
         modulated = (modulated_images(data.ground_truth, data.params, pixel_size_nm, otf)
                      / np.float32(scale)).astype(np.float32)
-    fwhm = sim_resolution_fwhm_nm(na, wavelength_nm, data.settings["pattern_fraction_of_cutoff"])
+    # The SIM resolution of the drawn optics: the Airy FWHM of this OTF's cut-off (NA/λ = cut-off / 2),
+    # narrowed by the pattern.
+    fwhm = (sim_resolution_fwhm_nm(otf.cutoff_per_um / 2, 1000.0, fraction) if instrument.get("otf") else
+            sim_resolution_fwhm_nm(na, wavelength_nm, data.settings["pattern_fraction_of_cutoff"]))
     target = sim_target(data.ground_truth, pixel_size_nm / 2, fwhm)
     return RawPair(noisy=noisy, clean=clean, sim_target=target, modulated=modulated, params=data.params,
-                   photons=float(photons), specimen=specimen, scale=scale, pixel_size_nm=float(pixel_size_nm))
+                   photons=float(photons), specimen=specimen, scale=scale, pixel_size_nm=float(pixel_size_nm),
+                   otf=otf if instrument.get("otf") else None)
 
 
 @functools.lru_cache(maxsize=4)
@@ -136,7 +197,7 @@ def with_estimated_modulation(pair: RawPair, sr_model: str | Path, otf: OTF) -> 
     prediction copies the SR estimate's errors into the raw frames.
     """
     _, modulated = estimated_modulated_images(_sr_network(str(sr_model)), pair.noisy, pair.params,
-                                              pair.pixel_size_nm, otf)
+                                              pair.pixel_size_nm, pair.otf or otf)
     return dataclasses.replace(pair, modulated=modulated)
 
 
@@ -233,6 +294,7 @@ class _Simulation:
     na: float
     wavelength_nm: float
     sr_model: str | None = None
+    randomization: Randomization | None = None
 
     def __post_init__(self):
         if not self.specimens:
@@ -256,10 +318,13 @@ class _Simulation:
         specimen = self.specimens[int(rng.integers(len(self.specimens)))]
         low, high = self.photons
         photons = float(np.exp(rng.uniform(np.log(low), np.log(high))))
+        instrument = (self.randomization.draw(np.random.default_rng((seed, 3)), self.na, self.wavelength_nm,
+                                              self.pixel_size_nm) if self.randomization else None)
         pair = _simulated_pair(specimen=specimen, photons=photons, shape=(self.field_px, self.field_px),
                                angles=self.angles, phases=self.phases, pixel_size_nm=self.pixel_size_nm,
                                na=self.na, wavelength_nm=self.wavelength_nm, seed=seed,
-                               with_modulated=self.task == "denoise" and self.sr_model is None)
+                               with_modulated=self.task == "denoise" and self.sr_model is None,
+                               instrument=instrument)
         if self.task == "denoise" and self.sr_model is not None:
             otf = ideal_otf(self.na, self.wavelength_nm, camera_pixel_nm=self.pixel_size_nm)
             pair = with_estimated_modulation(pair, self.sr_model, otf)
@@ -323,10 +388,11 @@ class RawPairStream(IterableDataset):
                  field_px: int = 128, angles: int = 3, phases: int = 3, task: str = "sr",
                  patches_per_field: int = 1, pixel_size_nm: float = 62.6, na: float = 1.35,
                  wavelength_nm: float = 525.0, seed: int = 0, seed_offset: int = 0,
-                 sr_model: str | Path | None = None):
+                 sr_model: str | Path | None = None, randomization: Randomization | None = None):
         self.simulation = _Simulation(tuple(specimens), (float(photons[0]), float(photons[1])), int(field_px),
                                       int(patch_px), int(angles), int(phases), task, float(pixel_size_nm),
-                                      float(na), float(wavelength_nm), str(sr_model) if sr_model else None)
+                                      float(na), float(wavelength_nm), str(sr_model) if sr_model else None,
+                                      randomization)
         if seed < 0 or seed_offset < 0:
             raise InputError(f"seed ({seed}) and seed_offset ({seed_offset}) must be ≥ 0: negative seeds are "
                              "left to validation")
@@ -545,7 +611,8 @@ def validation_raw_pairs(count: int = 8, *, specimens=SPECIMENS, photons: tuple[
                          patch_px: int = 64, field_px: int = 128, angles: int = 3, phases: int = 3,
                          task: str = "sr", pixel_size_nm: float = 62.6, na: float = 1.35,
                          wavelength_nm: float = 525.0, seed: int = 0, folder: str | Path | None = None,
-                         sr_model: str | Path | None = None, **folder_options) -> tuple[torch.Tensor, ...]:
+                         sr_model: str | Path | None = None, randomization: Randomization | None = None,
+                         **folder_options) -> tuple[torch.Tensor, ...]:
     """A fixed validation batch: simulated from seeds no training stream draws, or cut from ``folder/val``.
 
     Simulated fields use :func:`validation_seed` (odd; :func:`training_seed` is always even), one
@@ -575,6 +642,6 @@ def validation_raw_pairs(count: int = 8, *, specimens=SPECIMENS, photons: tuple[
             raise InputError(f"seed must be ≥ 0, got {seed}")
         simulation = _Simulation(tuple(specimens), (float(photons[0]), float(photons[1])), int(field_px),
                                  int(patch_px), int(angles), int(phases), task, float(pixel_size_nm), float(na),
-                                 float(wavelength_nm), str(sr_model) if sr_model else None)
+                                 float(wavelength_nm), str(sr_model) if sr_model else None, randomization)
         samples = [simulation.samples(validation_seed(seed, i), 1)[0] for i in range(count)]
     return tuple(torch.stack(column) for column in zip(*samples))
