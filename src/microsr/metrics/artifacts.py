@@ -76,7 +76,6 @@ def residual_pattern_index(sr_image, params: SIMParameters, sr_pixel_size_nm: fl
     """
     image = as_image(sr_image, "SR image", min_size_px=32)
     ny, nx = image.shape
-    pixel_um = float(sr_pixel_size_nm) / 1000.0
     spectrum = np.fft.fftshift(np.abs(np.fft.fft2((image - image.mean()) * edge_taper((ny, nx)))) ** 2)
     fy = (np.arange(ny) - ny // 2)[:, None] / ny  # cycles per pixel
     fx = (np.arange(nx) - nx // 2)[None, :] / nx

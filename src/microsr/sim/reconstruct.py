@@ -16,7 +16,7 @@ import torch
 
 from microsr.device import resolve_device
 from microsr.errors import InputError
-from microsr.optics import OTF, circular_pupil_otf_profile, edge_taper
+from microsr.optics import OTF, circular_pupil_otf_profile
 from microsr.sim.parameters import SIMParameters
 from microsr.sim.pattern import illumination_stack
 
