@@ -95,9 +95,12 @@ def estimation_figure(path: str | Path, diagnostics: dict, params, *, overwrite:
             ax.plot(sign * peak[1], sign * peak[0], "o", mfc="none", mec="red", ms=14, mew=1.2)
         ax.add_patch(plt.Circle((0, 0), cutoff, fill=False, color="white", lw=0.6, ls="--"))
         contrast = params.quality.get("peak_contrast", [np.nan] * count)[a]
+        replaced = {item["orientation"]: item for item in params.quality.get("modulation_substituted", [])}
+        note = (f"\nmeasured m {replaced[a]['measured']:.2f} is impossible:\nused {orientation.modulation:.2f} "
+                f"from the {replaced[a]['source']}" if a in replaced else "")
         ax.set_title(f"orientation {a}: {np.degrees(orientation.angle_rad):.2f}°, "
                      f"{orientation.spacing_nm:.1f} nm\npeak {contrast:.0f}× background, "
-                     f"m = {orientation.modulation:.2f}", fontsize=9)
+                     f"m = {orientation.modulation:.2f}{note}", fontsize=9, color="red" if a in replaced else "black")
         limit = min(0.5, 1.4 * cutoff)
         ax.set_xlim(-limit, limit)
         ax.set_ylim(limit, -limit)
@@ -107,6 +110,8 @@ def estimation_figure(path: str | Path, diagnostics: dict, params, *, overwrite:
     fig.suptitle("band cross-correlation (log, peak over background)" +
                  ("\nWARNING: " + warnings[0] if warnings else ""), fontsize=10,
                  color="red" if warnings else "black")
+    # Room for the titles' extra lines when a modulation was replaced.
+    fig.subplots_adjust(top=0.72 if params.quality.get("modulation_substituted") else 0.82)
     _save(fig, path, overwrite)
 
 
@@ -266,6 +271,7 @@ def qc_figure(path: str | Path, contrast_map: np.ndarray, pixel_size_nm: float, 
     axes[2].set_title("SIM spectrum: pattern at ±k (○) and ±2k (□)")
     axes[2].set_xlabel("cycles/µm")
     fig.text(0.01, 0.01, "flags: " + ("; ".join(flags) if flags else "none"), fontsize=8, wrap=True)
+    fig.subplots_adjust(wspace=0.45)
     if title:
         fig.suptitle(title)
     _save(fig, path, overwrite)
