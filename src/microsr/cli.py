@@ -491,8 +491,9 @@ def main() -> None:
     warnings.showwarning = _show_warning
     try:
         with warnings.catch_warnings():
-            # Every run says each of the package's warnings, even one said before in this process.
-            warnings.filterwarnings("always", module=r"microsr\.")
+            # Each run says each of the package's warnings once (not once per frame of a stack), even one said
+            # in an earlier run in this process: changing the filters clears what was said.
+            warnings.filterwarnings("default", module=r"microsr\.")
             code = app(standalone_mode=False)
     except MicrosrError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)

@@ -53,7 +53,7 @@ class RDLSIM(RDLModel):
         """Denoise one raw SIM set with the pattern in the loop and reconstruct it; see :class:`RDLResult`."""
         frames = self.check_raw(raw, pixel_size_nm)
         # Stuck camera pixels (hot, dead) are no specimen: the networks never saw them, and the Wiener step would ring.
-        frames = repair_pixels(frames, stuck_pixels(frames)).astype(np.float32)
+        frames = repair_pixels(frames, stuck_pixels(frames)).astype(np.float32, copy=False)
         pixel = pixel_size_nm or self.acquisition["pixel_size_nm"]
         angles, phases = frames.shape[:2]
         sim = SIMReconstructor(self.otf, pixel, ReconstructionSettings(wiener_weight=wiener_weight), prior,

@@ -127,7 +127,7 @@ class SIMReconstructor:
         local median first: left in, each would ring across the SIM image.
         """
         raw = np.asarray(raw, dtype=np.float32)
-        raw = repair_pixels(raw, stuck_pixels(raw)).astype(np.float32)
+        raw = repair_pixels(raw, stuck_pixels(raw)).astype(np.float32, copy=False)
         images = self.reconstructor(params, raw.shape[-2:], background=background)(raw).cpu().numpy()
         return images[0] if raw.ndim == 4 else images
 
@@ -205,7 +205,7 @@ def reconstruct_stack(stack, params: SIMParameters, pixel_size_nm: float, otf: O
     stuck = stuck_pixels(_time_point(stack, 0))
 
     def frame_set(t: int) -> np.ndarray:
-        return repair_pixels(_time_point(stack, t), stuck).astype(np.float32)
+        return repair_pixels(_time_point(stack, t), stuck).astype(np.float32, copy=False)
 
     def keep_first(block: np.ndarray, sr: np.ndarray) -> None:
         if figure and not first:

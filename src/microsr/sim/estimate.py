@@ -114,10 +114,11 @@ def stuck_pixels(raw: np.ndarray) -> np.ndarray:
 
 
 def repair_pixels(raw: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """``raw`` (..., Y, X) with the pixels of ``mask`` replaced, in every frame, by their 3 × 3 local median."""
-    frames = np.asarray(raw, dtype=np.float64)
+    """``raw`` (..., Y, X) with the pixels of ``mask`` replaced, in every frame, by their 3 × 3 local median
+    (float64); ``raw`` itself, not a copy, when there is nothing to repair (the usual case, on every frame set)."""
     if not mask.any():
-        return frames
+        return np.asarray(raw)
+    frames = np.asarray(raw, dtype=np.float64)
     flat = frames.reshape(-1, *frames.shape[-2:]).copy()
     for frame in flat:
         frame[mask] = ndimage.median_filter(frame, size=3, mode="reflect")[mask]
