@@ -382,6 +382,11 @@ def sfsrm_predict_command(
     typer.echo(json.dumps(summary))
 
 
+class PhaseOrders(str, Enum):
+    all = "all"
+    one = "one"
+
+
 @rdl_app.command("predict", cls=_Command)
 def rdl_predict_command(
     raw: Path = typer.Argument(..., help="Raw SIM frames: (A·P, Y, X) or a time series, TIFF/MRC/Zarr."),
@@ -399,6 +404,9 @@ def rdl_predict_command(
     prior_angles_deg: Optional[str] = typer.Option(None, "--prior-angles-deg",
                                                    help="Calibrated pattern angles, comma-separated (degrees)."),
     prior_spacing_nm: Optional[float] = typer.Option(None, "--prior-spacing-nm", help="Calibrated pattern spacing."),
+    phase_orders: PhaseOrders = typer.Option(PhaseOrders.all, "--phase-orders", help=(
+        "all: denoise each orientation with its phases in every order and average (no brightness tied to a "
+        "network channel reaches the image as a pattern); one: the acquisition's order only, 2P× faster.")),
     device: Device = typer.Option(Device.auto, "--device"),
     overwrite: bool = OVERWRITE,
 ):
@@ -413,7 +421,8 @@ def rdl_predict_command(
     summary = predict_rdl_stack(rdl, raw, output, denoised_output=denoised_out, background=background,
                                 params=SIMParameters.load(params) if params else None, pixel_size_nm=pixel_size_nm,
                                 overwrite=overwrite, progress=sys.stderr.isatty(),
-                                prior=parse_prior(prior_angles_deg, prior_spacing_nm))
+                                prior=parse_prior(prior_angles_deg, prior_spacing_nm),
+                                phase_orders=phase_orders.value)
     typer.echo(json.dumps(summary))
 
 

@@ -28,7 +28,9 @@ def test_a_good_reconstruction_leaves_no_pattern_and_a_wrong_modulation_does(rec
                            for a, o in enumerate(params.orientations)])
     bad = residual_pattern_index(sim.reconstruct(data.raw[0], wrong), params, 31.3)
     first_order = {(r["orientation"], r["order"]): r["index"] for r in bad.per_orientation}
-    assert first_order[(0, 1)] > 0.8 + [r for r in good.per_orientation if r["orientation"] == 0][0]["index"]
+    # ≥ 4× its surroundings more than before (the frames' means are equalized before band separation, so the
+    # part of the peak that the specimen's own pattern-frequency content in each frame mean made is gone)
+    assert first_order[(0, 1)] > 0.6 + [r for r in good.per_orientation if r["orientation"] == 0][0]["index"]
 
 
 def test_stripes_of_the_pattern_give_an_index_of_their_strength():

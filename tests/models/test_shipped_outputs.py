@@ -13,7 +13,10 @@ from microsr.pipelines.sfsrm import SFSRM
 #: outputs"), on inputs stored beside them: SFSRM 48² at 100 nm, rDL SIM 9 × 64², TiS-rDL 8 × 32². The
 #: rDL SIM image was recorded again when the Wiener reconstruction got its mirrored border (issue 16): it
 #: changed along the border, by design, and less than 1e-3 of its range 32 px inside; the pattern
-#: estimate and the two other models' outputs are still those of before the redesign.
+#: estimate and the two other models' outputs are still those of before the redesign. Both rDL records were
+#: made again when frame means began to be equalized within an orientation (estimate: angles within 1 mrad,
+#: spacings within 0.1 %, modulations within 0.004 of before) and rDL SIM began to average its denoiser
+#: over the phase orders (image: 9 % of the range at most 32 px inside, the honeycomb's share).
 REFERENCE = Path(__file__).parent.parent / "data" / "shipped_outputs.npz"
 
 #: Float32 networks on 2 CPU threads: the same code and weights repeat to the last bit; 1e-6 of the

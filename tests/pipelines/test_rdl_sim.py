@@ -1,6 +1,7 @@
 """rDL SIM prediction end to end on a small simulated set, with tiny untrained networks; and its errors."""
 
 import numpy as np
+import torch
 import pytest
 from helpers import assert_figure_panels
 
@@ -237,3 +238,25 @@ def _demo_scores(line):
     assert set(scores) == {"conventional SIM", "rDL SIM"}, line
     scores["rsp"] = float(re.search(r"SQUIRREL RSP (-?[\d.]+)", line).group(1))
     return scores
+
+
+class _ChannelBiasedDenoiser(torch.nn.Module):
+    """Returns the noisy frames plus a brightness tied to each output channel: what a small denoiser can learn."""
+
+    def forward(self, modulated, noisy):
+        return noisy + torch.tensor([-0.1, 0.0, 0.1]).reshape(1, 3, 1, 1)
+
+
+def test_every_phase_order_is_averaged_so_a_channel_bias_cannot_reach_the_wiener_step(model_folder):
+    data = simulate_sim(shape=(64, 64), photons=30, seed=2)
+    model = RDLSIM.from_pretrained(model_folder, device="cpu")
+    model.denoiser = _ChannelBiasedDenoiser()
+    background = data.camera.offset_adu + data.camera.background_photons
+    one = model.predict(data.raw[0], background=background, params=data.params, phase_orders="one")
+    every = model.predict(data.raw[0], background=background, params=data.params, phase_orders="all")
+    noisy = data.raw[0] - background
+    # One order: each phase carries its channel's brightness; every order: the frames themselves come back
+    assert np.ptp(one.denoised.mean(axis=(2, 3)) - noisy.mean(axis=(2, 3)), axis=1).min() > 0.1 * one.denoised.mean()
+    np.testing.assert_allclose(every.denoised, noisy, atol=1e-3 * noisy.max())
+    with pytest.raises(InputError, match="phase_orders"):
+        model.predict(data.raw[0], background=background, params=data.params, phase_orders="some")

@@ -49,6 +49,9 @@ def test_grey_levels_quantize_and_gain_spread_scales_each_pixel():
     flat = np.full((2, 64, 64), 1000.0, np.float32)
     out, _ = camera_defects(flat, AcquisitionDefects(gain_spread=0.02), np.random.default_rng(0))
     assert np.std(out[0]) / 1000 == pytest.approx(0.02, rel=0.1)
+    # the gain scales the signal above the camera's offset, not the offset itself
+    out, _ = camera_defects(flat, AcquisitionDefects(gain_spread=0.02), np.random.default_rng(0), offset_adu=1000.0)
+    assert np.all(out == 1000.0)
 
 
 def test_every_defect_has_a_switch_and_impossible_values_are_refused():

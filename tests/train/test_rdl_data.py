@@ -191,3 +191,22 @@ def test_domain_randomization_draws_the_instrument_of_each_field_from_its_ranges
     assert np.isfinite(pair.noisy).all() and pair.noisy.max() < 50  # stuck pixels repaired before normalizing
     plain = simulated_raw_pair(specimen="network", photons=20, shape=(64, 64), seed=4)
     assert plain.otf is None and plain.params.orientations[0].modulation == 0.8
+
+
+def test_samples_relabel_the_phases_the_same_way_in_every_array():
+    import dataclasses
+
+    from microsr.train.rdl_data import crop_sample
+
+    pair = simulated_raw_pair(specimen="pits", photons=20, shape=(32, 32), seed=0)
+    label = np.arange(3, dtype=np.float32)[None, :, None, None] * np.ones((3, 3, 32, 32), np.float32)
+    labelled = dataclasses.replace(pair, modulated=label.copy(), noisy=label + 10, clean=label + 20)
+    rng = np.random.default_rng(0)
+    orders = set()
+    for _ in range(40):
+        modulated, noisy, clean = (t.numpy()[:, 0, 0] for t in crop_sample(labelled, "denoise", 16, rng))
+        assert np.array_equal(noisy - 10, modulated) and np.array_equal(clean - 20, modulated)
+        orders.add(tuple(modulated.astype(int)))
+    assert orders == set(itertools.permutations(range(3)))  # 3 starts × 2 directions: every order of 3 phases
+    noisy, _ = crop_sample(labelled, "sr", 16, rng)
+    assert sorted(noisy.numpy()[:3, 0, 0] - 10) == [0, 1, 2]  # orientation by orientation, phases kept together

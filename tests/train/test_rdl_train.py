@@ -61,3 +61,21 @@ def test_bad_configs(tmp_path):
     path.write_text("task: denoise\niterations: 1\noutput_dir: x\ndata: {sr_model: missing/model.pt}\n")
     with pytest.raises(InputError, match="train the SR network first"):
         load_rdl_config(path)
+
+
+def test_a_run_can_start_from_the_shipped_weights_of_its_network(tmp_path):
+    from microsr.models.rdl import NETWORK_FILES
+    from microsr.models.shipped import model_folder
+    from microsr.train.rdl import starting_weights
+
+    shipped, info = load_network(model_folder("tirf-sim-3x3", "rdl") / NETWORK_FILES["denoiser"], "denoiser")
+    model = "{" + ", ".join(f"{k}: {v}" for k, v in info["model"].items() if k != "phases") + "}"
+    path = tmp_path / "finetune.yaml"
+    path.write_text(TINY.format(task="denoise", model=model, iterations=1, output=tmp_path / "run")
+                    + "init_from: tirf-sim-3x3\n")
+    weights = starting_weights(load_rdl_config(path))
+    assert all(torch.equal(weights[name], value) for name, value in shipped.state_dict().items())
+    path.write_text(TINY.format(task="denoise", model=MODELS["denoise"], iterations=1, output=tmp_path / "run")
+                    + "init_from: tirf-sim-3x3\n")
+    with pytest.raises(InputError, match="another shape"):
+        starting_weights(load_rdl_config(path))

@@ -69,10 +69,11 @@ def repaired(frames: np.ndarray) -> np.ndarray:
 
 
 def frame_intensities(raw, background: float) -> dict:
-    """How steady the excitation was and how fast the dye bleached, from each frame's mean above background.
+    """How steady the excitation was and how fast the dye bleached, from each frame's specimen signal.
 
-    Returns ``frame_means`` (T·A·P, in acquisition order), ``bleaching_per_frame`` (fraction lost per
-    frame, from a fit of the log means; ± ``bleaching_error``), and ``fluctuation``: the relative scatter
+    Returns ``frame_means`` (T·A·P, in acquisition order: each frame's mean above ``background``),
+    ``bleaching_per_frame`` (fraction lost per frame, from a fit of the log of each frame's signal, the
+    brightest quarter of the field minus the darkest, which no additive background changes; ± ``bleaching_error``), and ``fluctuation``: the relative scatter
     of the frames about that fit beyond what shot and read noise give, measured between time points on
     frames of the same orientation and phase (within one set, a frame's mean also carries the specimen's
     overlap with its own pattern phase, a few % on sparse specimens, which is not the laser's doing).
@@ -88,31 +89,43 @@ def frame_intensities(raw, background: float) -> dict:
     means = frames.mean(axis=(-2, -1)) - background
     if np.any(means <= 0):
         raise InputError("a frame has no signal above the background: pass the camera offset as --background")
-    count, angles, phases = means.shape
-    order = np.arange(means.size, dtype=float)
-    # log(mean) = level of the frame's kind + slope · frame number. The kind is (orientation, phase) across
+    # The fit reads the specimen's signal as the brightest quarter of the field minus the darkest quarter:
+    # an additive background (camera offset, background photons) cancels, whatever the estimate of it. With
+    # the mean above an estimated background, a background estimated 1–2 ADU low (an sCMOS offset spread
+    # makes the low percentile lower) dilutes bleaching and fluctuation by the specimen's few ADU of signal.
+    # Quarters chosen on the smoothed widefield image: chosen pixel by pixel, they would pick the pixels a camera's
+    # offset and gain spread make bright, a constant added to every frame's signal that dilutes the fit again.
+    widefield = ndimage.gaussian_filter(frames.mean(axis=(0, 1, 2)), 2.0)
+    bright, dark = widefield >= np.percentile(widefield, 75), widefield <= np.percentile(widefield, 25)
+    contrast = frames[..., bright].mean(axis=-1) - frames[..., dark].mean(axis=-1)
+    # A uniform field (a dye layer, as for calibration) has no such contrast: there the mean above background is all.
+    signal = contrast if np.all(contrast > 0.1 * means) else means
+    count, angles, phases = signal.shape
+    order = np.arange(signal.size, dtype=float)
+    # log(signal) = level of the frame's kind + slope · frame number. The kind is (orientation, phase) across
     # time points; within one set the phases share a level, since nothing else tells them apart.
     kinds = (np.arange(angles * phases) if count > 1 else np.repeat(np.arange(angles), phases))
     kinds = np.tile(kinds, count)
-    design = np.zeros((means.size, kinds.max() + 2))
-    design[np.arange(means.size), kinds] = 1.0
+    design = np.zeros((signal.size, kinds.max() + 2))
+    design[np.arange(signal.size), kinds] = 1.0
     design[:, -1] = order
-    solution, *_ = np.linalg.lstsq(design, np.log(means.ravel()), rcond=None)
+    solution, *_ = np.linalg.lstsq(design, np.log(signal.ravel()), rcond=None)
     slope = float(solution[-1])
-    residual = np.log(means.ravel()) - design @ solution
-    dof = max(1, means.size - design.shape[1])
+    residual = np.log(signal.ravel()) - design @ solution
+    dof = max(1, signal.size - design.shape[1])
     scatter = float(np.sqrt(np.sum(residual ** 2) / dof))
     covariance = np.linalg.pinv(design.T @ design)
     error = scatter * float(np.sqrt(max(covariance[-1, -1], 0.0)))
     fluctuation = None
     if count > 1:
-        # What shot and read noise alone give a frame's mean, from the same frame kind at the next time
+        # What shot and read noise alone give a frame's signal, from the same frame kind at the next time
         # point (their difference is noise only, whatever the camera's gain): only the excess is the laser's.
-        # (each frame scaled to one mean first, so that bleaching between time points is not counted as noise)
-        level = means + background
-        scaled = frames * (level.mean() / level)[..., None, None]
+        # (each frame scaled to one level first, so that bleaching between time points is not counted as noise)
+        scaled = frames * (signal.mean() / signal)[..., None, None]
         pixel_variance = float(np.mean(np.var(np.diff(scaled, axis=0), axis=(-2, -1)))) / 2
-        expected = float(np.sqrt(pixel_variance / (frames.shape[-1] * frames.shape[-2])) / np.mean(means))
+        # the signal is the difference of two means over a quarter of the pixels each
+        pixels = 1 / (1 / bright.sum() + 1 / dark.sum()) if signal is contrast else frames.shape[-1] * frames.shape[-2]
+        expected = float(np.sqrt(pixel_variance / pixels) / np.mean(signal))
         fluctuation = float(np.sqrt(max(scatter ** 2 - expected ** 2, 0.0)))
     return {"frame_means": means.ravel().tolist(), "bleaching_per_frame": float(1.0 - np.exp(slope)),
             "bleaching_error": float(error), "fluctuation": fluctuation}

@@ -128,6 +128,30 @@ def normalize_raw(raw: np.ndarray, background: float) -> tuple[np.ndarray, float
     return (signal / np.float32(scale)).astype(np.float32), scale
 
 
+def relabel_phases(frames: np.ndarray, shift: int, reverse: bool) -> np.ndarray:
+    """Frames ``(..., P, Y, X)`` with their phases taken in another order: started ``shift`` steps later,
+    and stepped the other way round when ``reverse``.
+
+    Both are the same specimen under the same pattern: starting later is another phase offset, and
+    stepping backwards is the pattern's wave vector taken as −k. Training draws every order, so a network
+    cannot tie a brightness to a channel; prediction averages over the orders
+    (:meth:`microsr.pipelines.rdl_sim.RDLSIM.predict`), so what a network still ties to one is averaged out.
+
+    Examples
+    --------
+    >>> frames = np.arange(3)[:, None, None] * np.ones((3, 2, 2))
+    >>> relabel_phases(frames, 1, False)[:, 0, 0].tolist(), relabel_phases(frames, 1, True)[:, 0, 0].tolist()
+    ([1.0, 2.0, 0.0], [0.0, 2.0, 1.0])
+    """
+    return frames[..., phase_order(frames.shape[-3], shift, reverse), :, :]
+
+
+def phase_order(phases: int, shift: int, reverse: bool) -> np.ndarray:
+    """The frame indices :func:`relabel_phases` takes, in its order; ``np.argsort`` of it undoes it."""
+    order = np.roll(np.arange(phases), -shift)
+    return order[::-1].copy() if reverse else order
+
+
 @torch.no_grad()
 def estimated_modulated_images(sr_network, normalized: np.ndarray, params: SIMParameters, pixel_size_nm: float,
                                otf: OTF, *, device="cpu", tile_px: int | None = None,

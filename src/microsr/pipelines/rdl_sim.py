@@ -11,10 +11,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from microsr.errors import EstimationError
+from microsr.errors import EstimationError, InputError
 from microsr.io import StackWriter
 from microsr.io.atomic import check_writable
-from microsr.models.rdl import RDLModel, estimated_modulated_images, normalize_raw
+from microsr.models.rdl import RDLModel, estimated_modulated_images, normalize_raw, phase_order
 from microsr.optics import OTF
 from microsr.pipelines.sim import SIMReconstructor, open_raw, resolve_background
 from microsr.sim.estimate import repair_pixels, stuck_pixels
@@ -49,8 +49,16 @@ class RDLSIM(RDLModel):
     @torch.no_grad()
     def predict(self, raw, *, background: float = 0.0, params: SIMParameters | None = None,
                 pixel_size_nm: float | None = None, prior=None, wiener_weight: float = 0.05,
-                tile_px: int | None = None, overlap_px: int = 16) -> RDLResult:
-        """Denoise one raw SIM set with the pattern in the loop and reconstruct it; see :class:`RDLResult`."""
+                tile_px: int | None = None, overlap_px: int = 16, phase_orders: str = "all") -> RDLResult:
+        """Denoise one raw SIM set with the pattern in the loop and reconstruct it; see :class:`RDLResult`.
+
+        ``phase_orders``: "all" denoises each orientation with its phases taken in every order (each
+        start, both directions: :func:`~microsr.models.rdl.relabel_phases`) and averages, so a brightness
+        the network ties to one output channel cannot reach the Wiener step as a pattern; "one" takes
+        the acquisition's order only (2P× faster, for a network known to be free of that bias).
+        """
+        if phase_orders not in ("all", "one"):
+            raise InputError(f"phase_orders {phase_orders!r}: use 'all' or 'one'")
         frames = self.check_raw(raw, pixel_size_nm)
         # Stuck camera pixels (hot, dead) are no specimen: the networks never saw them, and the Wiener step would ring.
         frames = repair_pixels(frames, stuck_pixels(frames)).astype(np.float32, copy=False)
@@ -74,10 +82,15 @@ class RDLSIM(RDLModel):
         def both_branches(stacked: torch.Tensor) -> torch.Tensor:
             return self.denoiser(stacked[:, :phases], stacked[:, phases:])
 
+        orders = ([phase_order(phases, shift, reverse) for reverse in (False, True) for shift in range(phases)]
+                  if phase_orders == "all" else [np.arange(phases)])
         for a in range(angles):
-            stacked = np.concatenate([modulated[a], normalized[a]])
-            denoised[a] = predict_tiled(both_branches, stacked, scale=1, tile_px=tile_px, overlap_px=overlap_px,
-                                        device=self.device, channels=2 * phases)
+            total = np.zeros_like(normalized[a])
+            for order in orders:
+                stacked = np.concatenate([modulated[a][order], normalized[a][order]])
+                total[order] += predict_tiled(both_branches, stacked, scale=1, tile_px=tile_px,
+                                              overlap_px=overlap_px, device=self.device, channels=2 * phases)
+            denoised[a] = total / len(orders)
         denoised_photons = denoised * scale
         # The denoised frames are background-free photons: reconstructed with a background of 0.
         return RDLResult(sim=sim.reconstruct(denoised_photons, params), denoised=denoised_photons,

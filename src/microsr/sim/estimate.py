@@ -30,6 +30,7 @@ from scipy import ndimage
 from microsr.errors import EstimationError, InputError
 from microsr.optics import OTF, edge_taper, frequency_grid
 from microsr.sim.parameters import Orientation, SIMParameters
+from microsr.sim.reconstruct import equalize_frame_means
 
 #: Where 2-D SIM puts the pattern, as a fraction of the detection OTF's cut-off: TIRF/GI-SIM at 0.8–1.0 (a
 #: measured OTF's cut-off, read at a noise threshold, may lie a little inside the true support). An estimate
@@ -126,16 +127,19 @@ def repair_pixels(raw: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def prepare_frames(raw: np.ndarray, background: float | str = "auto") -> tuple[np.ndarray, float]:
-    """Background-subtracted frames ``(A, P, Y, X)`` float64, each orientation scaled to the common mean.
+    """Background-subtracted frames ``(A, P, Y, X)`` float64, each frame scaled to its orientation's mean
+    (:func:`~microsr.sim.reconstruct.equalize_frame_means`) and each orientation to the common mean.
 
     Real microscopes deliver the orientations with different brightness (~30 % on a TIRF-SIM);
-    the rDL reference code equalizes them the same way.
+    the rDL reference code equalizes them the same way. Within an orientation the laser fluctuates
+    and bleaches from phase to phase; left in, that leaks the widefield band into the +1 band the
+    modulation is measured on.
     """
     frames = np.asarray(raw, dtype=np.float64)
     if frames.ndim == 5:
         frames = frames.mean(axis=0)
     bg = estimate_background(frames) if background == "auto" else float(background)
-    frames = frames - bg
+    frames = equalize_frame_means(frames - bg)
     orientation_mean = frames.mean(axis=(1, 2, 3), keepdims=True)
     if np.any(orientation_mean <= 0):
         raise InputError(f"after subtracting the background ({bg:.1f}) an orientation has no signal "

@@ -34,6 +34,38 @@ def _margin_taper(shape: tuple[int, int], margin_px: int) -> np.ndarray:
     return np.outer(taper(shape[0]), taper(shape[1]))
 
 
+#: Largest correction of one frame's brightness by :func:`equalize_frame_means` (factor and its inverse):
+#: lasers fluctuate by a few %, bleaching over one set takes a few % more; a frame far outside is no
+#: fluctuation (a shutter, a dropped frame) and is left as it is rather than amplified.
+MAX_FRAME_CORRECTION = 1.5
+
+
+def equalize_frame_means(frames):
+    """Background-free frames ``(..., P, Y, X)`` (NumPy or torch) scaled so that every phase of an orientation
+    has the orientation's mean brightness.
+
+    With equal phase steps the pattern averages out over a field of many periods, so the phases of
+    one orientation differ in mean only by the laser: excitation fluctuation and bleaching. What is
+    left of the specimen's own pattern-frequency content in a frame mean is one Fourier coefficient
+    of a field of many thousand. SIMcheck reports these differences; fairSIM and the rDL reference
+    code also correct orientations as a whole (``equalize_orientations``).
+
+    Examples
+    --------
+    >>> frames = np.ones((3, 3, 8, 8)); frames[0, 1] *= 1.1
+    >>> [round(float(m), 3) for m in equalize_frame_means(frames)[0].mean(axis=(1, 2))]
+    [1.033, 1.033, 1.033]
+    """
+    is_torch = isinstance(frames, torch.Tensor)
+    means = frames.mean(dim=(-2, -1), keepdim=True) if is_torch else frames.mean(axis=(-2, -1), keepdims=True)
+    target = means.mean(dim=-3, keepdim=True) if is_torch else means.mean(axis=-3, keepdims=True)
+    positive = (means > 0) & (target > 0)
+    ratio = target / (means.clamp_min(1e-12) if is_torch else np.maximum(means, 1e-12))
+    usable = positive & (ratio <= MAX_FRAME_CORRECTION) & (ratio >= 1 / MAX_FRAME_CORRECTION)
+    factor = torch.where(usable, ratio, torch.ones_like(ratio)) if is_torch else np.where(usable, ratio, 1.0)
+    return frames * factor
+
+
 def band_separation_matrix(phases_rad: tuple[float, ...]) -> np.ndarray:
     """Least-squares inverse ``(3, P)`` of the phase matrix ``[1, e^{iφ_p}, e^{-iφ_p}]``.
 
@@ -70,6 +102,9 @@ class ReconstructionSettings:
     ``border_px`` is the width of the mirrored margin added around the frames before the Fourier
     transforms (None: 4 % of the frame, at least 8 px): the FFT's wrap-around edge is faded out in
     that margin, so the field itself keeps its structure and background up to its border.
+    ``equalize_frames`` scales each frame to its orientation's mean brightness before band separation
+    (:func:`equalize_frame_means`): a laser that fluctuates or bleaches between phases otherwise leaks
+    the widefield band into the shifted ones, a peak at the pattern frequency (stripes).
     """
 
     wiener_weight: float = 0.05
@@ -78,6 +113,7 @@ class ReconstructionSettings:
     apodization_bend: float = 1.0
     background: float = 0.0
     equalize_orientations: bool = True
+    equalize_frames: bool = True
     clip_negative: bool = True
     border_px: int | None = None
 
@@ -201,6 +237,8 @@ class WienerReconstructor:
         """Subtract the background, equalize orientations, mirror a margin around each frame and fade it
         to the frame's mean (the field itself is left as it is)."""
         frames = raw - self.settings.background
+        if self.settings.equalize_frames:
+            frames = equalize_frame_means(frames)
         if self.settings.equalize_orientations:
             orientation_mean = frames.mean(dim=(2, 3, 4), keepdim=True)
             frames = frames * (orientation_mean.mean(dim=1, keepdim=True)

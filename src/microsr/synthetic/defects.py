@@ -36,9 +36,11 @@ class AcquisitionDefects:
     Attributes
     ----------
     offset_spread_adu : float
-        Standard deviation of the per-pixel camera offset (ADU); sCMOS: 1–5.
+        Standard deviation of the per-pixel camera offset (ADU; the simulator's camera gives 1 ADU per
+        photoelectron, so this is the datasheet's DSNU in e⁻): ≤ 0.5 on sCMOS cameras with their factory
+        correction, 1–2 uncorrected.
     gain_spread : float
-        Relative standard deviation of the per-pixel gain; sCMOS: 0.5–3 %.
+        Relative standard deviation of the per-pixel gain (PRNU); sCMOS: 0.5–3 %.
     row_noise_adu, column_noise_adu : float
         Standard deviation of one offset per row / per column, the same in every frame (fixed pattern).
     hot_pixel_fraction, dead_pixel_fraction : float
@@ -79,15 +81,31 @@ class AcquisitionDefects:
     def realistic(cls, **changes) -> AcquisitionDefects:
         """Every defect on, at values typical of an sCMOS TIRF-SIM (``changes`` override single ones).
 
+        The camera is one with its factory offset correction, as cameras are delivered: DSNU 0.5 e⁻ and
+        row/column offsets of 0.3 e⁻ (datasheets give DSNU below ~0.5 e⁻ for low-light sCMOS), PRNU 1 %.
+        :meth:`uncorrected` is a camera without it.
+
         Examples
         --------
         >>> AcquisitionDefects.realistic().enabled() == list(DEFECTS)
         True
         """
-        typical = dict(offset_spread_adu=2.0, gain_spread=0.02, row_noise_adu=1.0, column_noise_adu=1.0,
+        typical = dict(offset_spread_adu=0.5, gain_spread=0.01, row_noise_adu=0.3, column_noise_adu=0.3,
                        hot_pixel_fraction=2e-4, dead_pixel_fraction=2e-4, excitation_fluctuation=0.03,
                        bleaching_per_frame=0.003, grey_levels=400)
         return cls(**{**typical, **changes})
+
+    @classmethod
+    def uncorrected(cls, **changes) -> AcquisitionDefects:
+        """:meth:`realistic` with a camera whose offsets were never corrected: DSNU 2 e⁻, row/column 1 e⁻, PRNU 2 %.
+
+        Examples
+        --------
+        >>> AcquisitionDefects.uncorrected().offset_spread_adu > AcquisitionDefects.realistic().offset_spread_adu
+        True
+        """
+        return cls.realistic(**{**dict(offset_spread_adu=2.0, gain_spread=0.02, row_noise_adu=1.0,
+                                       column_noise_adu=1.0), **changes})
 
     def enabled(self) -> list[str]:
         """The defects switched on, in :data:`DEFECTS` order."""
@@ -115,11 +133,13 @@ def illumination_defects(expected_photons: np.ndarray, defects: AcquisitionDefec
     return (photons * factors[..., None, None]).astype(np.float32), factors.astype(np.float32)
 
 
-def camera_defects(counts: np.ndarray, defects: AcquisitionDefects, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+def camera_defects(counts: np.ndarray, defects: AcquisitionDefects, rng: np.random.Generator, *,
+                   offset_adu: float = 0.0) -> tuple[np.ndarray, dict]:
     """Camera counts ``(..., Y, X)`` as a real camera reports them, and where its defects are.
 
     Offset and gain spread and the row/column pattern are fixed per pixel (the same in every frame);
-    hot and dead pixels too. Returns ``(counts, record)`` where ``record`` holds the masks
+    hot and dead pixels too. The gain multiplies what the pixel converted, the counts above the
+    camera's offset ``offset_adu``: a pixel's gain does not scale its own offset. Returns ``(counts, record)`` where ``record`` holds the masks
     ``hot`` and ``dead`` (Y, X) and the fixed offset map ``offset_map`` (Y, X) in ADU.
     """
     counts = np.asarray(counts, dtype=np.float32)
@@ -128,7 +148,8 @@ def camera_defects(counts: np.ndarray, defects: AcquisitionDefects, rng: np.rand
     offset = rng.normal(0.0, defects.offset_spread_adu, (height, width)) if defects.offset_spread_adu else 0.0
     offset = offset + (rng.normal(0.0, defects.row_noise_adu, (height, 1)) if defects.row_noise_adu else 0.0)
     offset = offset + (rng.normal(0.0, defects.column_noise_adu, (1, width)) if defects.column_noise_adu else 0.0)
-    out = counts * np.asarray(gain, dtype=np.float32) + np.asarray(offset, dtype=np.float32)
+    out = (counts - np.float32(offset_adu)) * np.asarray(gain, dtype=np.float32) + np.float32(offset_adu)
+    out = out + np.asarray(offset, dtype=np.float32)
     hot = rng.random((height, width)) < defects.hot_pixel_fraction
     dead = (rng.random((height, width)) < defects.dead_pixel_fraction) & ~hot
     if defects.grey_levels:

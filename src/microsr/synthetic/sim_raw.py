@@ -167,7 +167,7 @@ def simulate_sim(*, shape: tuple[int, int] = (256, 256), pixel_size_nm: float = 
         expected, _ = illumination_defects(np.broadcast_to(raw_clean, (time_points, *raw_clean.shape)), defects,
                                            defect_rng)
         raw = np.stack([add_camera_noise(frames, camera, rng) for frames in expected])
-        raw, record = camera_defects(raw, defects, defect_rng)
+        raw, record = camera_defects(raw, defects, defect_rng, offset_adu=camera.offset_adu)
     widefield = raw.mean(axis=(1, 2)) - camera.offset_adu - camera.background_photons
     settings = dict(na=na, wavelength_nm=wavelength_nm, photons=photons, seed=seed,
                     pattern_fraction_of_cutoff=pattern_fraction_of_cutoff, shape=list(shape),

@@ -11,7 +11,9 @@ from pydantic import Field, model_validator
 from torch.utils.data import DataLoader
 
 from microsr.losses import rdl_loss_terms
-from microsr.models.rdl import build_network, save_network
+from microsr.errors import InputError
+from microsr.models.rdl import NETWORK_FILES, build_network, load_network, save_network
+from microsr.models.shipped import model_folder
 from microsr.train.config import NetworkRun, Strict, check_range, load_config
 from microsr.train.fit import NetworkTraining, finish_step, last_validation, run_training
 from microsr.train.rdl_data import FolderRawPairs, Randomization, RawPairStream, validation_raw_pairs
@@ -91,6 +93,9 @@ class RDLTrainConfig(NetworkRun):
     iterations: int = Field(ge=1)
     learning_rate: float = Field(1e-4, gt=0)
     ssim_weight: float = Field(0.1, ge=0)
+    #: Start from trained weights instead of random ones (fine-tuning): a ``model.pt`` of this task's network,
+    #: or an rDL model folder or shipped name (e.g. "tirf-sim-3x3"), whose network of this task is taken.
+    init_from: str | None = None
 
     def hyper(self) -> dict:
         """Network hyper-parameters: the config's ``model`` with the acquisition's frame counts filled in."""
@@ -163,8 +168,26 @@ class RDLTraining(NetworkTraining):
         return {"val_psnr": 10 * math.log10(1.0 / max(float(terms["mse"]), 1e-12)), "val_ssim": float(terms["ssim"])}
 
 
+def starting_weights(config: RDLTrainConfig) -> dict | None:
+    """The state dict ``config.init_from`` names (None without one), checked to fit the network to train."""
+    if config.init_from is None:
+        return None
+    kind = NETWORK_OF_TASK[config.task]
+    path = Path(config.init_from)
+    if path.suffix != ".pt":
+        path = model_folder(config.init_from, "rdl") / NETWORK_FILES[kind]
+    network, info = load_network(path, kind)
+    if info["model"] != config.hyper():
+        raise InputError(f"init_from {path} is a {kind} network of another shape ({info['model']}) than this run's "
+                         f"({config.hyper()}): give the same model settings, or leave init_from out")
+    return network.state_dict()
+
+
 def _build(config: RDLTrainConfig) -> RDLTraining:
     module = RDLTraining(config)
+    weights = starting_weights(config)
+    if weights is not None:  # a resumed run's checkpoint replaces these, as it should
+        module.network.load_state_dict(weights)
     module.validation = _validation(config)
     return module
 
@@ -172,7 +195,7 @@ def _build(config: RDLTrainConfig) -> RDLTraining:
 def _export(module: RDLTraining, output: Path) -> Path:
     config = module.config
     return save_network(output / "model.pt", NETWORK_OF_TASK[config.task], module.network, config.hyper(),
-                        config.data.acquisition, iterations=int(module.iteration),
+                        config.data.acquisition, iterations=int(module.iteration), init_from=config.init_from,
                         training_range={"otfs": list(config.data.otfs), "pattern_fraction": list(config.data.pattern_fraction),
                                         "modulation": list(config.data.modulation), "defects": config.data.defects,
                                         "photons": list(config.data.photons)},

@@ -8,10 +8,12 @@ high-SNR raw stacks. Both yield, per sample,
 - task ``"denoise"`` (the rDL denoiser, one orientation at a time):
   ``(modulated (P, h, w), noisy (P, h, w), clean (P, h, w))``.
 
-Raw frames are never flipped or rotated: that would turn the illumination pattern to angles (and
-reverse phase steps) that the pattern parameters, and the microscope, do not have, so the
-pattern-modulated images would no longer match the frames. Simulated fields draw a random pattern
-angle each, which gives the variety augmentation would.
+Raw frames are never flipped or rotated: that would turn the illumination pattern to angles that the
+pattern parameters, and the microscope, do not have, so the pattern-modulated images would no longer
+match the frames. Simulated fields draw a random pattern angle each, which gives the variety
+augmentation would. The one augmentation is a relabelling of each orientation's phases
+(:func:`relabel_phases`): it is exact physics, and without it a small denoiser learns a different
+brightness per output channel, which the Wiener step turns into a honeycomb at the pattern's frequency.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from torch.utils.data import IterableDataset
 
 from microsr.errors import EstimationError, InputError
 from microsr.io import read_image, to_tapyx
-from microsr.models.rdl import MIN_SCALE, estimated_modulated_images, load_network, normalize_raw
+from microsr.models.rdl import MIN_SCALE, estimated_modulated_images, load_network, normalize_raw, relabel_phases
 from microsr.optics import OTF, ideal_otf, load_otf_mrc
 from microsr.sim.estimate import (PatternPrior, estimate_background, estimate_parameters, repair_pixels,
                                   stuck_pixels)
@@ -107,8 +109,8 @@ class Randomization:
     ones (:data:`microsr.optics.SHIPPED_OTFS` names or ``.mrc`` paths); the pattern lies at a fraction of
     the drawn OTF's cut-off drawn in ``pattern_fraction``; each orientation's modulation is drawn in
     ``modulation``; with ``defects``, each field gets a real camera and laser
-    (:class:`~microsr.synthetic.defects.AcquisitionDefects`) at strengths drawn between none and
-    :meth:`~microsr.synthetic.defects.AcquisitionDefects.realistic` twice over.
+    (:class:`~microsr.synthetic.defects.AcquisitionDefects`) at strengths drawn between none and 1.5 times
+    :meth:`~microsr.synthetic.defects.AcquisitionDefects.uncorrected` (a camera without offset correction).
     """
 
     otfs: tuple[str, ...] = ("ideal",)
@@ -125,8 +127,8 @@ class Randomization:
         modulation = tuple(float(m) for m in rng.uniform(*self.modulation, size=3))
         defects = None
         if self.defects:
-            typical = AcquisitionDefects.realistic()
-            strength = rng.uniform(0, 2, size=8)
+            typical = AcquisitionDefects.uncorrected()
+            strength = rng.uniform(0, 1.5, size=8)
             defects = AcquisitionDefects(
                 offset_spread_adu=typical.offset_spread_adu * strength[0], gain_spread=typical.gain_spread * strength[1],
                 row_noise_adu=typical.row_noise_adu * strength[2], column_noise_adu=typical.column_noise_adu * strength[3],
@@ -256,7 +258,8 @@ def crop_sample(pair: RawPair, task: str, patch_px: int, rng: np.random.Generato
     """A random ``patch_px`` patch of a pair as the tensors of ``task`` (see the module docstring).
 
     The SIM target is cut at twice the raw position: fine pixel ``2j`` lies on camera pixel ``j``.
-    For ``"denoise"`` one orientation is drawn at random.
+    For ``"denoise"`` one orientation is drawn at random. Each orientation's phases are relabelled at
+    random (:func:`relabel_phases`), the same way in every array of the sample.
     """
     angles, phases, ny, nx = pair.noisy.shape
     if patch_px > min(ny, nx):
@@ -264,13 +267,16 @@ def crop_sample(pair: RawPair, task: str, patch_px: int, rng: np.random.Generato
     y = int(rng.integers(ny - patch_px + 1))
     x = int(rng.integers(nx - patch_px + 1))
     window = (slice(y, y + patch_px), slice(x, x + patch_px))
+    shift, reverse = int(rng.integers(phases)), bool(rng.integers(2))
     if task == "sr":
-        noisy = pair.noisy[..., window[0], window[1]].reshape(angles * phases, patch_px, patch_px)
+        noisy = relabel_phases(pair.noisy[..., window[0], window[1]], shift, reverse)
+        noisy = noisy.reshape(angles * phases, patch_px, patch_px)
         target = pair.sim_target[2 * y:2 * (y + patch_px), 2 * x:2 * (x + patch_px)][None]
         arrays = (noisy, target)
     else:
         a = int(rng.integers(angles))
-        arrays = tuple(frames[a, :, window[0], window[1]] for frames in (pair.modulated, pair.noisy, pair.clean))
+        arrays = tuple(relabel_phases(frames[a, :, window[0], window[1]], shift, reverse)
+                       for frames in (pair.modulated, pair.noisy, pair.clean))
     return tuple(torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)) for array in arrays)
 
 
