@@ -60,3 +60,15 @@ def test_a_reconstruction_with_a_wrong_modulation_is_flagged_as_keeping_the_patt
     assert summary["residual_pattern_index"] > 1.0
     assert any("keeps the pattern (orientation 1" in flag for flag in summary["flags"])
     assert "flag: the SIM image keeps the pattern" in err
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_with_every_defect_on_each_is_flagged_and_measured_near_its_value(seed, tmp_path):
+    defects = AcquisitionDefects.realistic()  # bleaching 0.3 % per frame, excitation fluctuation 3 %
+    _, report = _check(tmp_path, defects, seed=seed)
+    for name, (_, says) in DEFECTS.items():
+        assert sum(says in flag for flag in report["flags"]) == 1, (name, report["flags"])
+    assert len(report["flags"]) == len(DEFECTS), report["flags"]
+    # measured 0.28 / 0.32 % and 3.2 / 3.0 %: the signal is read free of the background (see frame_intensities)
+    assert report["bleaching_per_frame"] == pytest.approx(defects.bleaching_per_frame, rel=0.25)
+    assert report["excitation_fluctuation"] == pytest.approx(defects.excitation_fluctuation, rel=0.25)

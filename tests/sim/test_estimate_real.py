@@ -46,18 +46,26 @@ def test_no_modulation_is_ever_outside_0_1_with_every_defect_on(measured_otf, ph
 
 
 @pytest.mark.slow
-def test_geometry_at_30_photons_and_modulation_at_50_with_every_defect_on(measured_otf):
-    # Measured: angle ≤ 1.3 mrad and spacing ≤ 0.15 % at 30 photons; modulation ≤ 0.103 off at 50 photons
-    # (at 30 photons up to 0.26 off: the first order sits where the measured OTF is ~0.01).
+def test_geometry_and_modulation_at_30_photons_with_every_defect_on(measured_otf):
+    # Measured (AcquisitionDefects.realistic: a factory-corrected sCMOS): angle ≤ 1.3 mrad, spacing ≤ 0.15 %
+    # and modulation ≤ 0.099 off at 30 photons. The first order sits where this OTF is ~0.01: the
+    # modulation is the estimate's least certain number.
     for seed in range(5):
         data = _acquisition(measured_otf, 30, seed)
-        angle, spacing, _ = _errors(SIMReconstructor(measured_otf, 62.6).estimate(data.raw[0], background="auto"),
-                                    data.params)
-        assert angle <= 5e-3 and spacing <= 5e-3, (seed, angle, spacing)
-        data = _acquisition(measured_otf, 50, seed)
         params = SIMReconstructor(measured_otf, 62.6).estimate(data.raw[0], background="auto")
-        assert _errors(params, data.params)[2] <= 0.12, (seed, [o.modulation for o in params.orientations])
+        angle, spacing, modulation = _errors(params, data.params)
+        assert angle <= 5e-3 and spacing <= 5e-3 and modulation <= 0.1, (seed, angle, spacing, modulation)
         assert params.quality["pixels_repaired"] == int((data.camera_defects["hot"] | data.camera_defects["dead"]).sum())
+
+
+@pytest.mark.slow
+def test_modulation_at_50_photons_with_an_uncorrected_camera(measured_otf):
+    # Offsets of 2 e⁻ per pixel and 1 e⁻ per row and column, never corrected: ≤ 0.085 off at 50 photons
+    # (at 30 photons up to 0.39 off: an uncorrected camera needs more light, or --average).
+    for seed in range(5):
+        data = _acquisition(measured_otf, 50, seed, AcquisitionDefects.uncorrected())
+        params = SIMReconstructor(measured_otf, 62.6).estimate(data.raw[0], background="auto")
+        assert _errors(params, data.params)[2] <= 0.1, (seed, [o.modulation for o in params.orientations])
 
 
 def test_stuck_pixels_are_found_and_repaired_and_live_ones_left_alone():
