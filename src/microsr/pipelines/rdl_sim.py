@@ -14,6 +14,7 @@ from tqdm import tqdm
 from microsr.errors import EstimationError, InputError
 from microsr.io import StackWriter
 from microsr.io.atomic import check_writable
+from microsr.metrics import residual_pattern_index
 from microsr.models.rdl import RDLModel, estimated_modulated_images, normalize_raw, phase_order
 from microsr.optics import OTF
 from microsr.pipelines.sim import SIMReconstructor, open_raw, resolve_background
@@ -23,6 +24,15 @@ from microsr.sim.reconstruct import ReconstructionSettings
 from microsr.tiling import predict_tiled
 
 
+#: How much more of the pattern (log10, residual-pattern index) the rDL SIM image may keep than the
+#: conventional SIM image of the same frames before prediction warns (issue 16's acceptance margin).
+PATTERN_MARGIN = 0.2
+
+
+class PatternWarning(UserWarning):
+    """The rDL SIM image keeps more of the illumination pattern than conventional SIM of the same frames."""
+
+
 @dataclass
 class RDLResult:
     """An rDL SIM prediction: the SIM image, the denoised raw frames, and what led to them."""
@@ -30,6 +40,8 @@ class RDLResult:
     denoised: np.ndarray      #: (A, P, Y, X) denoised raw frames, background-free photon units
     sr_estimate: np.ndarray   #: (2Y, 2X) the SR network's estimate, normalized 0–1
     params: SIMParameters     #: the pattern parameters used
+    #: residual-pattern index (log10) of this image and of conventional SIM of the same frames, same pattern
+    artifact_index: dict | None = None
 
 
 class RDLSIM(RDLModel):
@@ -93,8 +105,31 @@ class RDLSIM(RDLModel):
             denoised[a] = total / len(orders)
         denoised_photons = denoised * scale
         # The denoised frames are background-free photons: reconstructed with a background of 0.
-        return RDLResult(sim=sim.reconstruct(denoised_photons, params), denoised=denoised_photons,
-                         sr_estimate=sr_estimate, params=params)
+        image = sim.reconstruct(denoised_photons, params)
+        return RDLResult(sim=image, denoised=denoised_photons, sr_estimate=sr_estimate, params=params,
+                         artifact_index=compare_artifacts(image, sim.reconstruct(frames - np.float32(background), params),
+                                                          params, pixel / 2))
+
+
+def compare_artifacts(rdl_image: np.ndarray, conventional_image: np.ndarray, params: SIMParameters,
+                      sr_pixel_size_nm: float) -> dict:
+    """Residual-pattern index of an rDL SIM image and of conventional SIM of the same frames; warns
+    (:class:`PatternWarning`) when the network kept more of the pattern than the physics alone does.
+
+    A denoiser that learned another instrument paints the pattern into the frames (a honeycomb in
+    the SIM image); no reference is needed to see it, so every prediction is checked.
+    """
+    try:
+        rdl = residual_pattern_index(rdl_image, params, sr_pixel_size_nm).index
+        conventional = residual_pattern_index(conventional_image, params, sr_pixel_size_nm).index
+    except InputError:  # a pattern beyond the SIM image's Nyquist frequency: nothing to measure there
+        return {"rdl_sim": None, "conventional_sim": None}
+    if rdl > conventional + PATTERN_MARGIN:
+        warnings.warn(f"the rDL SIM image keeps more of the illumination pattern than conventional SIM of the same "
+                      f"frames (residual-pattern index {rdl:.2f} vs {conventional:.2f}): the model does not fit this "
+                      "acquisition; compare with 'microsr sim reconstruct', or train on your instrument's data",
+                      PatternWarning, stacklevel=3)
+    return {"rdl_sim": rdl, "conventional_sim": conventional}
 
 
 @torch.no_grad()
@@ -133,14 +168,18 @@ def predict_rdl_stack(model: RDLSIM, raw_path: str | Path, output: str | Path, *
     denoised_writer = (StackWriter(denoised_output, (count * angles * phases, height, width), "float32",
                                    pixel_size_nm=pixel, axes="QYX", overwrite=overwrite)
                        if denoised_output else None)
+    worst = {"rdl_sim": None, "conventional_sim": None}
     with sim_writer, (denoised_writer or nullcontext()):
         for t in tqdm(range(count), unit="set", desc="rDL SIM", disable=not progress):
             result = first if t == 0 else model.predict(np.asarray(stack[t], dtype=np.float32),
                                                         background=background, params=first.params,
                                                         pixel_size_nm=pixel, **kwargs)
+            for key, value in (result.artifact_index or {}).items():
+                if value is not None and (worst[key] is None or value > worst[key]):
+                    worst[key] = value
             sim_writer.write(result.sim[None])
             if denoised_writer is not None:
                 denoised_writer.write(result.denoised.reshape(angles * phases, height, width) + background)
     return {"output": str(output), "time_points": count, "sim_pixel_size_nm": pixel / 2,
             "denoised_output": str(denoised_output) if denoised_output else None,
-            "params": first.params.to_dict()}
+            "residual_pattern_index": worst, "params": first.params.to_dict()}
