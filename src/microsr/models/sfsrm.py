@@ -14,6 +14,8 @@ References
 
 from __future__ import annotations
 
+import functools
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,16 +25,50 @@ from microsr.device import resolve_device
 from microsr.edges import edge_map_torch
 from microsr.errors import InputError
 from microsr.io import check_finite
-from microsr.models.checks import check_pixel_size
+from microsr.metrics.image_stats import image_statistics
+from microsr.models.checks import AcquisitionWarning, check_pixel_size
 from microsr.models.serialize import load_network, save_network
 from microsr.models.shipped import model_folder
 from microsr.nets import RRDBNet
+from microsr.synthetic import training_pair
 
 #: The networks of an SFSRM model folder, by file name.
 NETWORK_FILES = {"srn": "srn.pt", "sen": "sen.pt"}
 
 #: The shipped model ``from_pretrained`` loads when given no name.
 DEFAULT_MODEL = "filaments-x4"
+
+
+#: How :meth:`SFSRMModel.check_range` names each measured quantity to a user.
+RANGE_WORDS = {"psf_fwhm_nm": "apparent PSF width (nm, from its spectrum)", "snr": "signal-to-noise ratio",
+               "haze": "share of out-of-focus haze", "density": "signal density (fraction of pixels with structure)"}
+
+
+def _range_slack(quantity: str, low: float, high: float) -> tuple[float, float]:
+    """Margin below and above a measured training range before an input is outside it: estimator scatter
+    (PSF ±15 %, haze and density ±0.1); an SNR above the range is no problem (less noise than trained)."""
+    if quantity == "psf_fwhm_nm":
+        return 0.15 * low, 0.15 * high
+    if quantity == "snr":
+        return 0.2 * low, float("inf")
+    return 0.1, 0.1
+
+
+def measured_range(images, pixel_size_nm: float) -> dict:
+    """``{quantity: [5th, 95th percentile]}`` of :func:`~microsr.metrics.image_stats.image_statistics` over images."""
+    rows = [image_statistics(image, pixel_size_nm) for image in images]
+    return {quantity: [float(np.nanpercentile([row[quantity] for row in rows], 5)),
+                       float(np.nanpercentile([row[quantity] for row in rows], 95))] for quantity in rows[0]}
+
+
+@functools.lru_cache(maxsize=4)
+def _legacy_training_range(pixel_size_nm: float) -> dict:
+    """The range of a model file without one: SFSRM's filaments at ``pixel_size_nm``, PSF 200 nm, SNR 3–20."""
+    rng = np.random.default_rng(20231)
+    images = [training_pair("filaments", scale=1, lr_patch_px=64, lr_pixel_nm=pixel_size_nm, fwhm_nm=200.0,
+                            snr=float(np.exp(rng.uniform(np.log(3.0), np.log(20.0)))), seed=rng)[0] for _ in range(24)]
+    return {"source": "simulator", "classes": ["filaments"], "fwhm_nm": [200.0, 200.0], "snr": [3.0, 20.0],
+            "haze": [0.0, 0.0], "measured": measured_range(images, pixel_size_nm)}
 
 
 def build_generator(network: str, hyper: dict) -> RRDBNet:
@@ -134,6 +170,47 @@ class SFSRMModel:
     def pixel_size_nm(self) -> float:
         """The widefield pixel size the model was trained at."""
         return float(self.srn_info["lr_pixel_nm"])
+
+    @property
+    def training_range(self) -> dict:
+        """What the model's first network (SEN if there is one, else SRN) was trained on, as saved in its
+        file: ``measured`` holds the range ``[low, high]`` (5th–95th percentile over training inputs) of each
+        of :func:`~microsr.metrics.image_stats.image_statistics`' numbers. Files without one (microsr 0.1)
+        were trained on SFSRM's filaments (PSF 200 nm, SNR 3–20, no haze): that range is measured here,
+        once, on the same simulation."""
+        saved = (self.sen_info if self.sen is not None else self.srn_info).get("training_range")
+        if saved and "measured" in saved:
+            return saved
+        return _legacy_training_range(self.pixel_size_nm)
+
+    def check_range(self, image, pixel_size_nm: float | None) -> list[dict]:
+        """Each way an input lies outside what the model was trained on: ``{"quantity", "value", "range"}``
+        (empty when it fits), each also warned (:class:`~microsr.models.checks.AcquisitionWarning`).
+
+        A network shown another blur, more haze, a denser specimen or more noise than it learned invents
+        structure (paper 003's discussion): the user must hear it before looking at the output.
+        """
+        measured = self.training_range.get("measured", {})
+        if not measured:
+            return []
+        pixel = float(pixel_size_nm or self.pixel_size_nm)
+        statistics = image_statistics(np.asarray(image, dtype=np.float32), pixel)
+        findings = []
+        for quantity, (low, high) in measured.items():
+            value = statistics.get(quantity)
+            if value is None or not np.isfinite(value):
+                continue
+            slack_low, slack_high = _range_slack(quantity, low, high)
+            if value < low - slack_low or value > high + slack_high:
+                findings.append({"quantity": quantity, "value": round(float(value), 3),
+                                 "range": [round(float(low), 3), round(float(high), 3)]})
+        for finding in findings:
+            low, high = finding["range"]
+            warnings.warn(f"the input's {RANGE_WORDS[finding['quantity']]} is {finding['value']:g}, outside the "
+                          f"{low:g}–{high:g} the model was trained on: it may invent structure; compare with the "
+                          "widefield image and the disagreement map, or fine-tune on your data ('microsr sfsrm "
+                          "finetune')", AcquisitionWarning, stacklevel=2)
+        return findings
 
     def check_input(self, image, pixel_size_nm: float | None) -> np.ndarray:
         """A 2-D finite frame at about the model's pixel size (:func:`~microsr.models.checks.check_pixel_size`)."""

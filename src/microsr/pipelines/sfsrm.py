@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,8 @@ class SFSRMResult:
     sr: np.ndarray
     denoised: np.ndarray
     pixel_size_nm: float | None
+    #: each way the input lies outside the model's training range (:meth:`SFSRMModel.check_range`); empty: it fits
+    input_check: list = field(default_factory=list)
 
 
 class SFSRM(SFSRMModel):
@@ -41,9 +43,12 @@ class SFSRM(SFSRMModel):
 
     @torch.no_grad()
     def predict(self, image, *, pixel_size_nm: float | None = None, tile_px: int | None = None,
-                overlap_px: int = 24) -> SFSRMResult:
-        """Super-resolve one widefield frame; see :class:`SFSRMResult`."""
-        frame = normalize_input(self.check_input(image, pixel_size_nm))
+                overlap_px: int = 24, check_range: bool = True) -> SFSRMResult:
+        """Super-resolve one widefield frame; see :class:`SFSRMResult`. ``check_range`` measures the input
+        against the model's training range first (a movie needs it on its first frame only)."""
+        checked = self.check_input(image, pixel_size_nm)
+        input_check = self.check_range(checked, pixel_size_nm) if check_range else []
+        frame = normalize_input(checked)
         if self.sen is not None:
             frame = predict_tiled(self.sen, frame, scale=1, tile_px=tile_px, overlap_px=overlap_px,
                                   device=self.device)
@@ -57,12 +62,13 @@ class SFSRM(SFSRMModel):
         inputs = network_inputs(torch.from_numpy(frame)[None, None], "srn")[0].numpy()
         sr = predict_tiled(self.srn, inputs, scale=scale, tile_px=tile_px, overlap_px=overlap_px,
                            device=self.device)[0]
-        return SFSRMResult(sr, denoised, pixel_size_nm / self.scale if pixel_size_nm else None)
+        return SFSRMResult(sr, denoised, pixel_size_nm / self.scale if pixel_size_nm else None, input_check)
 
 
 def predict_ensemble(models: list[SFSRM], image, **kwargs) -> tuple[np.ndarray, np.ndarray]:
     """Mean SR image of several models and their per-pixel disagreement (paper 003's network ensemble)."""
-    outputs = [model.predict(image, **kwargs).sr for model in models]
+    outputs = [model.predict(image, **{**kwargs, "check_range": index == 0 and kwargs.get("check_range", True)}).sr
+               for index, model in enumerate(models)]
     if len({o.shape for o in outputs}) != 1:
         raise InputError("ensemble models give outputs of different sizes: use models of one scale")
     return np.mean(outputs, axis=0), ensemble_disagreement(outputs)
@@ -77,7 +83,8 @@ def predict_stack(model: SFSRM, stack, output: str | Path, *, pixel_size_nm: flo
     """
 
     count = stack.shape[0]
-    first = model.predict(np.asarray(stack[0]), pixel_size_nm=pixel_size_nm, **kwargs).sr
+    first_result = model.predict(np.asarray(stack[0]), pixel_size_nm=pixel_size_nm, **kwargs)
+    first = first_result.sr
     shape = (count, *first.shape)
     sr_pixel = pixel_size_nm / model.scale if pixel_size_nm else None
     writer = StackWriter(output, shape, "float32", pixel_size_nm=sr_pixel, axes="TYX", overwrite=overwrite)
@@ -86,7 +93,8 @@ def predict_stack(model: SFSRM, stack, output: str | Path, *, pixel_size_nm: flo
     recent: list[np.ndarray] = []
     with writer, (agreement or nullcontext()):
         for t in tqdm(range(count), unit="frame", desc="SFSRM", disable=not progress):
-            sr = first if t == 0 else model.predict(np.asarray(stack[t]), pixel_size_nm=pixel_size_nm, **kwargs).sr
+            sr = first if t == 0 else model.predict(np.asarray(stack[t]), pixel_size_nm=pixel_size_nm,
+                                                    check_range=False, **kwargs).sr
             writer.write(sr[None])
             if agreement is not None:
                 recent = (recent + [sr])[-5:]
@@ -94,7 +102,8 @@ def predict_stack(model: SFSRM, stack, output: str | Path, *, pixel_size_nm: flo
                     agreement.write(temporal_agreement(np.stack(recent), window=5)[-1][None])
                 else:
                     agreement.write(np.ones_like(sr)[None])
-    return {"output": str(output), "frames": count, "sr_pixel_size_nm": sr_pixel}
+    return {"output": str(output), "frames": count, "sr_pixel_size_nm": sr_pixel,
+            "input_check": first_result.input_check}
 
 
 def disagreement_path(output: str | Path) -> Path:
@@ -144,12 +153,13 @@ def predict_file(models: list[SFSRM], image: str | Path, output: str | Path, *, 
         return {**summary, **({"confidence": str(confidence)} if confidence else {})}
     frame = np.asarray(array[0] if array.ndim == 3 and array.shape[0] == 1 else array)
     sr_pixel = pixel / models[0].scale if pixel else None
+    input_check = models[0].check_range(models[0].check_input(frame, pixel), pixel)
     if len(models) > 1:
-        sr, disagreement = predict_ensemble(models, frame, pixel_size_nm=pixel, tile_px=tile_px)
+        sr, disagreement = predict_ensemble(models, frame, pixel_size_nm=pixel, tile_px=tile_px, check_range=False)
         write_image(confidence, disagreement, pixel_size_nm=sr_pixel, axes="YX", overwrite=overwrite)
     else:
-        sr = models[0].predict(frame, pixel_size_nm=pixel, tile_px=tile_px).sr
+        sr = models[0].predict(frame, pixel_size_nm=pixel, tile_px=tile_px, check_range=False).sr
         confidence = None
     write_image(output, sr, pixel_size_nm=sr_pixel, axes="YX", overwrite=overwrite)
     return {"output": str(output), "sr_pixel_size_nm": sr_pixel, "shape": list(sr.shape),
-            **({"confidence": str(confidence)} if confidence else {})}
+            **({"confidence": str(confidence)} if confidence else {}), "input_check": input_check}

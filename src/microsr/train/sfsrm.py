@@ -10,12 +10,12 @@ from torch.utils.data import DataLoader
 
 from microsr.losses import (FrequencyLoss, MSSSIML1Loss, PerceptualLoss, discriminator_loss,
                             generator_adversarial_loss, ms_ssim_torch)
-from microsr.models.sfsrm import build_generator, network_inputs, save_generator
+from microsr.models.sfsrm import build_generator, measured_range, network_inputs, save_generator
 from microsr.nets import UNetDiscriminator
 from microsr.train.config import load_config
 from microsr.train.fit import NetworkTraining, finish_step, last_validation, log, run_training
 from microsr.train.sfsrm_config import TrainConfig
-from microsr.train.sfsrm_data import FolderPatches, SimulatorPatches, validation_pairs
+from microsr.train.sfsrm_data import FolderPatches, SimulatorPatches, training_inputs, validation_pairs
 
 
 class SFSRMTraining(NetworkTraining):
@@ -126,12 +126,26 @@ def _build(config: TrainConfig) -> SFSRMTraining:
     return module
 
 
+def training_range(data) -> dict:
+    """What a model saw in training, saved in its file and checked against every input
+    (:meth:`microsr.models.sfsrm.SFSRMModel.check_range`): pixel size, PSF FWHM, SNR, haze, specimen classes."""
+    measured = measured_range(training_inputs(data), data.lr_pixel_nm)
+    if data.source == "folder":
+        return {"source": "folder", "pixel_size_nm": [data.lr_pixel_nm, data.lr_pixel_nm], "measured": measured}
+    realistic = data.realistic
+    return {"source": "simulator", "pixel_size_nm": [data.lr_pixel_nm, data.lr_pixel_nm],
+            "fwhm_nm": list(realistic.fwhm_nm) if realistic else [data.fwhm_nm, data.fwhm_nm],
+            "snr": list(data.snr), "haze": list(realistic.haze) if realistic else [0.0, 0.0],
+            "classes": list(realistic.classes) if realistic else [data.kind], "measured": measured}
+
+
 def _export(module: SFSRMTraining, output: Path) -> Path:
     """The generator and what a user needs to apply it correctly (small: no optimizer state)."""
     config = module.config
     return save_generator(output / "model.pt", config.network, module.generator, config.model.model_dump(),
                           lr_pixel_nm=config.data.lr_pixel_nm, fwhm_nm=config.data.fwhm_nm,
                           pre_upsample=config.data.pre_upsample, iterations=int(module.iteration),
+                          training_range=training_range(config.data),
                           validation=last_validation(output / "losses.csv"))
 
 

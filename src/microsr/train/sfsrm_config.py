@@ -28,6 +28,28 @@ class FolderData(Strict):
     hr_dir: Path
 
 
+class RealisticData(Strict):
+    """Widefield images like real ones (:mod:`microsr.synthetic.widefield`): per sample a specimen class, a PSF
+    width, a haze and a defocus drawn from these ranges, and an sCMOS camera's defects."""
+
+    classes: list[Literal["filaments", "er", "mitochondria", "puncta"]] = ["filaments", "er", "mitochondria", "puncta"]
+    fwhm_nm: tuple[float, float] = (200.0, 350.0)
+    haze: tuple[float, float] = (0.0, 2.0)
+    defocus_nm: tuple[float, float] = (800.0, 2000.0)
+    camera_defects: bool = True
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        for name in ("fwhm_nm", "defocus_nm"):
+            check_range(f"data.realistic.{name}", getattr(self, name))
+        low, high = self.haze
+        if not 0 <= low <= high:
+            raise ValueError(f"data.realistic.haze {self.haze} must be a range (low, high) with 0 ≤ low ≤ high")
+        if not self.classes:
+            raise ValueError("data.realistic.classes is empty: give at least one specimen class")
+        return self
+
+
 class DataConfig(Strict):
     """Where patches come from: the simulator (on the fly) or folders of TIFF pairs."""
 
@@ -42,6 +64,9 @@ class DataConfig(Strict):
     batch_size: int = Field(8, ge=1)
     validation_pairs: int = Field(16, ge=1)
     folder: FolderData | None = None
+    #: With it, the simulator makes realistic widefield fields (classes, haze, PSF range, camera defects)
+    #: instead of ``kind`` in a perfect focal plane; ``fwhm_nm`` and ``kind`` are then not used.
+    realistic: RealisticData | None = None
     seed: int = 0
 
     @model_validator(mode="after")

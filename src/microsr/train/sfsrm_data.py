@@ -13,6 +13,8 @@ from microsr.io import read_image
 from microsr.models.sfsrm import normalize_input
 from microsr.resample import bicubic_upsample
 from microsr.synthetic import training_pair
+from microsr.synthetic.defects import AcquisitionDefects
+from microsr.synthetic.widefield import widefield_pair
 from microsr.train.sfsrm_config import DataConfig
 from microsr.train.streams import worker_indices
 
@@ -29,6 +31,8 @@ def simulated_pair(config: DataConfig, scale: int, network: str, seed: int) -> t
     """One (input, target) pair: SEN maps noisy LR to clean LR, SRN maps LR to HR (``scale``×)."""
     rng = np.random.default_rng(seed)
     snr = float(np.exp(rng.uniform(np.log(config.snr[0]), np.log(config.snr[1]))))
+    if config.realistic is not None:
+        return _realistic_pair(config, scale, network, snr, rng)
     common = dict(kind=config.kind, scale=max(total_scale(config, scale), 1), lr_patch_px=config.lr_patch_px,
                   lr_pixel_nm=config.lr_pixel_nm, fwhm_nm=config.fwhm_nm, density=config.density, seed=seed)
     low, high = training_pair(snr=snr, **common)
@@ -36,6 +40,47 @@ def simulated_pair(config: DataConfig, scale: int, network: str, seed: int) -> t
         clean, _ = training_pair(snr=CLEAN_SNR, **common)
         return normalize_input(low), normalize_input(clean)
     return bicubic_upsample(normalize_input(low), config.pre_upsample), high.astype(np.float32)
+
+
+def training_inputs(config: DataConfig, count: int = 32) -> list[np.ndarray]:
+    """Widefield images like those the model trains on, as a user would give them (noisy, not normalized):
+    what its training range is measured on (:func:`microsr.models.sfsrm.measured_range`)."""
+    if config.source == "folder":
+        names = sorted(p.name for p in Path(config.folder.lr_dir).glob("*.tif*"))[:count]
+        return [np.asarray(read_image(Path(config.folder.lr_dir) / name).array, dtype=np.float32) for name in names]
+    images = []
+    for index in range(count):
+        rng = np.random.default_rng((config.seed, 424_242, index))
+        snr = float(np.exp(rng.uniform(np.log(config.snr[0]), np.log(config.snr[1]))))
+        # 64-px fields: the spectrum-based numbers need more pixels than a training patch has
+        if config.realistic is not None:
+            realistic = config.realistic
+            images.append(widefield_pair(realistic.classes[index % len(realistic.classes)], scale=1, lr_patch_px=64,
+                                         lr_pixel_nm=config.lr_pixel_nm, fwhm_nm=float(rng.uniform(*realistic.fwhm_nm)),
+                                         snr=snr, haze=float(rng.uniform(*realistic.haze)),
+                                         defocus_nm=float(rng.uniform(*realistic.defocus_nm)),
+                                         defects=AcquisitionDefects.realistic() if realistic.camera_defects else None,
+                                         seed=rng).noisy)
+        else:
+            images.append(training_pair(config.kind, scale=1, lr_patch_px=64, lr_pixel_nm=config.lr_pixel_nm,
+                                        fwhm_nm=config.fwhm_nm, snr=snr, density=config.density, seed=rng)[0])
+    return images
+
+
+def _realistic_pair(config: DataConfig, scale: int, network: str, snr: float,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`simulated_pair` from :func:`microsr.synthetic.widefield.widefield_pair`: the SEN learns to remove
+    noise and camera defects (the haze is signal to it), the SRN to resolve the in-focus plane only."""
+    realistic = config.realistic
+    draw = lambda bounds: float(rng.uniform(*bounds))  # noqa: E731
+    pair = widefield_pair(realistic.classes[int(rng.integers(len(realistic.classes)))],
+                          scale=max(total_scale(config, scale), 1), lr_patch_px=config.lr_patch_px,
+                          lr_pixel_nm=config.lr_pixel_nm, fwhm_nm=draw(realistic.fwhm_nm), snr=snr,
+                          haze=draw(realistic.haze), defocus_nm=draw(realistic.defocus_nm),
+                          defects=AcquisitionDefects.realistic() if realistic.camera_defects else None, seed=rng)
+    if network == "sen":
+        return normalize_input(pair.noisy), normalize_input(pair.clean)
+    return bicubic_upsample(normalize_input(pair.noisy), config.pre_upsample), pair.target
 
 
 class SimulatorPatches(IterableDataset):
