@@ -360,6 +360,32 @@ rdl_app.command("train", cls=_Command)(_train_command(
     "Train (or resume) one rDL network; copy model.pt to MODEL/sr.pt or MODEL/denoiser.pt."))
 
 
+@sfsrm_app.command("finetune", cls=_Command)
+def sfsrm_finetune_command(
+    pairs_dir: Path = typer.Argument(..., help="Folder with widefield/NAME.tif and sr/NAME.tif (STORM, SIM, … of "
+                                                "the same fields)."),
+    base: str = typer.Option("filaments-x4", "--from", help="Model to start from: a shipped name or a model folder."),
+    output: Path = typer.Option(..., "-o", "--output", help="New model folder (srn.pt, sen.pt, finetune.json)."),
+    iterations: int = typer.Option(300, "--iterations", min=1, help="Training iterations (batches of 8 patches)."),
+    learning_rate: float = typer.Option(1e-4, "--learning-rate", min=0.0, help="Adam's step size."),
+    widefield_pixel_size_nm: Optional[float] = typer.Option(None, "--widefield-pixel-size-nm",
+                                                            help="Widefield pixel size; default: from the files."),
+    sr_pixel_size_nm: Optional[float] = typer.Option(None, "--sr-pixel-size-nm",
+                                                     help="SR pixel size; default: from the files."),
+    overwrite: bool = OVERWRITE,
+):
+    """Fine-tune an SFSRM model on your registered widefield/SR pairs (each pair is checked for registration first)."""
+    from microsr.train.sfsrm_finetune import finetune
+
+    summary = finetune(pairs_dir, base, output, iterations=iterations, learning_rate=learning_rate,
+                       widefield_pixel_nm=widefield_pixel_size_nm, sr_pixel_nm=sr_pixel_size_nm,
+                       overwrite=overwrite, progress=sys.stderr.isatty())
+    for record in summary["pairs"]:
+        typer.echo(f"{record['name']}: widefield ×{record['widefield_factor']:g}, SR ×{record['sr_factor']:g} to the "
+                   f"model's grid; registration correlation {record['correlation']:.2f}", err=True)
+    typer.echo(json.dumps({k: v for k, v in summary.items() if k != "pairs"}))
+
+
 @sfsrm_app.command("predict", cls=_Command)
 def sfsrm_predict_command(
     image: Path = typer.Argument(..., help="Widefield frame (Y, X) or movie (T, Y, X): TIFF, MRC, Zarr."),

@@ -173,14 +173,16 @@ class SFSRMModel:
 
     @property
     def training_range(self) -> dict:
-        """What the model's first network (SEN if there is one, else SRN) was trained on, as saved in its
-        file: ``measured`` holds the range ``[low, high]`` (5th–95th percentile over training inputs) of each
+        """What the model's first network (SEN if there is one, else SRN; an SRN fine-tuned on a user's pairs
+        always) was trained on, as saved in its file: ``measured`` holds the range ``[low, high]`` (5th–95th percentile over training inputs) of each
         of :func:`~microsr.metrics.image_stats.image_statistics`' numbers. Files without one (microsr 0.1)
         were trained on SFSRM's filaments (PSF 200 nm, SNR 3–20, no haze): that range is measured here,
         once, on the same simulation."""
-        saved = (self.sen_info if self.sen is not None else self.srn_info).get("training_range")
-        if saved and "measured" in saved:
-            return saved
+        srn_range = self.srn_info.get("training_range") or {}
+        # An SRN fine-tuned on a user's pairs was measured on the user's widefield images: that range rules.
+        first = srn_range if srn_range.get("source") == "folder" or self.sen is None else self.sen_info.get("training_range")
+        if first and "measured" in first:
+            return first
         return _legacy_training_range(self.pixel_size_nm)
 
     def check_range(self, image, pixel_size_nm: float | None) -> list[dict]:

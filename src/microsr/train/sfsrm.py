@@ -10,7 +10,10 @@ from torch.utils.data import DataLoader
 
 from microsr.losses import (FrequencyLoss, MSSSIML1Loss, PerceptualLoss, discriminator_loss,
                             generator_adversarial_loss, ms_ssim_torch)
-from microsr.models.sfsrm import build_generator, measured_range, network_inputs, save_generator
+from microsr.errors import InputError
+from microsr.models.sfsrm import (NETWORK_FILES, build_generator, load_generator, measured_range, network_inputs,
+                                   save_generator)
+from microsr.models.shipped import model_folder
 from microsr.nets import UNetDiscriminator
 from microsr.train.config import load_config
 from microsr.train.fit import NetworkTraining, finish_step, last_validation, log, run_training
@@ -117,8 +120,25 @@ def _loader(config: TrainConfig, seed_offset: int) -> DataLoader:
     return DataLoader(dataset, batch_size=config.data.batch_size, num_workers=0)
 
 
+def starting_weights(config: TrainConfig) -> dict | None:
+    """The state dict ``config.init_from`` names (None without one), checked to fit the generator to train."""
+    if config.init_from is None:
+        return None
+    path = model_folder(config.init_from, "sfsrm")
+    if path.is_dir():
+        path = path / NETWORK_FILES[config.network]
+    generator, info = load_generator(path, config.network)
+    if info["model"] != config.model.model_dump():
+        raise InputError(f"init_from {path} is an {config.network.upper()} of another size ({info['model']}) than "
+                         f"this run's ({config.model.model_dump()}): give the same model settings")
+    return generator.state_dict()
+
+
 def _build(config: TrainConfig) -> SFSRMTraining:
     module = SFSRMTraining(config)
+    weights = starting_weights(config)
+    if weights is not None:  # a resumed run's checkpoint replaces these, as it should
+        module.generator.load_state_dict(weights)
     if module.perceptual_loss is not None:
         log.warning("perceptual loss features: %s", module.perceptual_loss.source)
         (Path(config.output_dir) / "perceptual_features.txt").write_text(module.perceptual_loss.source + "\n")

@@ -103,6 +103,9 @@ class TrainConfig(RunSettings):
     data: DataConfig = DataConfig()
     stages: list[StageConfig]
     perceptual_weights: Path | None = None
+    #: Start from trained weights (fine-tuning): a shipped model's name, a model folder, or a generator
+    #: ``model.pt``; the network of this run's kind is taken, and must have this run's model settings.
+    init_from: str | None = None
 
     @model_validator(mode="after")
     def _consistent(self):
