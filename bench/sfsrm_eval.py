@@ -5,7 +5,15 @@ pixels, Poisson + read noise at the asked SNR) from seeds that training never dr
 PSNR against the ground truth on the SR grid, all images percentile-normalized the same way, and the
 HAWKMAN score against the ground truth (paper 003 reports > 0.9 for SNR > 7 at < 60 % density).
 
-Usage: python bench/sfsrm_eval.py [--model filaments-x4] [--snr 15] [--images 8] [--json out.json]
+``--specimen`` takes other held-out fields of :mod:`microsr.synthetic.widefield` instead: ``er`` (a dense
+tubular network with sheets), ``mitochondria`` or ``puncta``, each with out-of-focus haze (0.5–1.5 × the
+in-focus signal), a PSF drawn in 250–300 nm (Richardson–Lucy is given the true one) and an sCMOS
+camera's defects; the reference is the in-focus plane. ``--ensemble`` adds more models: the row
+"ensemble" is their mean, and "disagreement vs error" is the Pearson correlation of the ensemble's
+disagreement map with the mean's absolute error (issue 17 asks ≥ 0.3).
+
+Usage: python bench/sfsrm_eval.py [--model filaments-x4] [--ensemble M2 M3] [--specimen er] [--snr 15]
+       [--images 8] [--json out.json]
 """
 
 from __future__ import annotations
@@ -18,11 +26,13 @@ import numpy as np
 import torch
 from skimage.restoration import richardson_lucy
 
-from microsr.metrics import hawkman, ms_ssim, psnr
+from microsr.metrics import ensemble_disagreement, hawkman, ms_ssim, normalize, psnr
 from microsr.models.sfsrm import normalize_input
 from microsr.pipelines.sfsrm import SFSRM
 from microsr.resample import bicubic_upsample
 from microsr.synthetic import training_pair
+from microsr.synthetic.defects import AcquisitionDefects
+from microsr.synthetic.widefield import widefield_pair
 
 HELD_OUT_SEED = 10**9  # training streams draw seeds far below this
 
@@ -38,43 +48,74 @@ def richardson_lucy_upsampled(lr: np.ndarray, fwhm_px: float, scale: int, iterat
     return bicubic_upsample(deconvolved, scale)
 
 
-def evaluate(model_name: str, snr: float, images: int, size_px: int) -> dict:
-    model = SFSRM.from_pretrained(model_name, device="cpu")
+def held_out_field(specimen: str, index: int, scale: int, size_px: int, pixel_nm: float, snr: float):
+    """``(lr, hr, psf_fwhm_nm)`` of the ``index``-th held-out field of ``specimen``."""
+    if specimen == "filaments":
+        lr, hr = training_pair("filaments", scale=scale, lr_patch_px=size_px, lr_pixel_nm=pixel_nm, fwhm_nm=200.0,
+                               snr=snr, seed=HELD_OUT_SEED + index)
+        return lr, hr, 200.0
+    rng = np.random.default_rng((HELD_OUT_SEED, index))
+    fwhm = float(rng.uniform(250.0, 300.0))
+    pair = widefield_pair(specimen, scale=scale, lr_patch_px=size_px, lr_pixel_nm=pixel_nm, fwhm_nm=fwhm, snr=snr,
+                          haze=float(rng.uniform(0.5, 1.5)), defects=AcquisitionDefects.realistic(), seed=rng)
+    return pair.noisy, pair.target, fwhm
+
+
+def evaluate(model_names: list[str], snr: float, images: int, size_px: int, specimen: str = "filaments") -> dict:
+    models = [SFSRM.from_pretrained(name, device="cpu") for name in model_names]
+    model = models[0]
     scale = int(model.scale)
-    scores: dict[str, dict[str, list[float]]] = {m: {"ms_ssim": [], "psnr": [], "hawkman": []}
-                                                  for m in ("bicubic", "richardson_lucy", "sfsrm")}
+    methods = ("bicubic", "richardson_lucy", "sfsrm", *(("ensemble",) if len(models) > 1 else ()))
+    scores: dict[str, dict[str, list[float]]] = {m: {"ms_ssim": [], "psnr": [], "hawkman": []} for m in methods}
+    agreement = []
     for index in range(images):
-        lr, hr = training_pair("filaments", scale=scale, lr_patch_px=size_px, lr_pixel_nm=model.pixel_size_nm,
-                               fwhm_nm=200.0, snr=snr, seed=HELD_OUT_SEED + index)
+        lr, hr, fwhm = held_out_field(specimen, index, scale, size_px, model.pixel_size_nm, snr)
         outputs = {"bicubic": bicubic_upsample(normalize_input(lr), scale),
-                   "richardson_lucy": richardson_lucy_upsampled(lr, 200.0 / model.pixel_size_nm, scale),
-                   "sfsrm": model.predict(lr, pixel_size_nm=model.pixel_size_nm).sr}
+                   "richardson_lucy": richardson_lucy_upsampled(lr, fwhm / model.pixel_size_nm, scale),
+                   "sfsrm": model.predict(lr, pixel_size_nm=model.pixel_size_nm, check_range=False).sr}
+        if len(models) > 1:
+            members = [outputs["sfsrm"]] + [m.predict(lr, pixel_size_nm=m.pixel_size_nm, check_range=False).sr
+                                            for m in models[1:]]
+            outputs["ensemble"] = np.mean(members, axis=0)
+            error = np.abs(normalize(outputs["ensemble"]) - normalize(hr))
+            agreement.append(float(np.corrcoef(ensemble_disagreement(members).ravel(), error.ravel())[0, 1]))
         for name, image in outputs.items():
             scores[name]["ms_ssim"].append(ms_ssim(image, hr))
             scores[name]["psnr"].append(psnr(image, hr))
             scores[name]["hawkman"].append(hawkman(image, hr).score)
-    return {name: {metric: statistics.mean(values) for metric, values in by_metric.items()}
-            for name, by_metric in scores.items()}
+    result = {name: {metric: statistics.mean(values) for metric, values in by_metric.items()}
+              for name, by_metric in scores.items()}
+    if agreement:
+        result["disagreement_vs_error"] = statistics.mean(agreement)
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="filaments-x4")
+    parser.add_argument("--ensemble", nargs="*", default=[], help="more models: their mean and disagreement")
+    parser.add_argument("--specimen", default="filaments", choices=["filaments", "er", "mitochondria", "puncta"])
     parser.add_argument("--snr", type=float, nargs="+", default=[15.0], help="one or more SNRs")
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--size-px", type=int, default=64, help="LR image size (100 nm pixels)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     torch.set_num_threads(2)
-    results = {snr: evaluate(args.model, snr, args.images, args.size_px) for snr in args.snr}
-    print(f"\nSFSRM held-out evaluation — model {args.model}, {args.images} images of {args.size_px}² LR px "
-          "per SNR\n")
+    results = {snr: evaluate([args.model, *args.ensemble], snr, args.images, args.size_px, args.specimen)
+               for snr in args.snr}
+    print(f"\nSFSRM held-out evaluation — model {args.model}{' + ' + str(len(args.ensemble)) if args.ensemble else ''}, "
+          f"{args.specimen}, {args.images} images of {args.size_px}² LR px per SNR\n")
     print(f"| {'SNR':>4} | {'method':<16} | {'MS-SSIM':>8} | {'PSNR (dB)':>9} | {'HAWKMAN':>8} |")
     print(f"|{'-' * 6}|{'-' * 18}|{'-' * 10}|{'-' * 11}|{'-' * 10}|")
     for snr, by_method in results.items():
         for name, values in by_method.items():
+            if name == "disagreement_vs_error":
+                continue
             print(f"| {snr:>4g} | {name:<16} | {values['ms_ssim']:>8.3f} | {values['psnr']:>9.2f} | "
                   f"{values['hawkman']:>8.2f} |")
+    for snr, by_method in results.items():
+        if "disagreement_vs_error" in by_method:
+            print(f"SNR {snr:g}: disagreement vs error, Pearson {by_method['disagreement_vs_error']:.2f}")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"images": args.images, "size_px": args.size_px,
