@@ -396,6 +396,9 @@ def sfsrm_predict_command(
     confidence: Optional[Path] = typer.Option(None, "--confidence",
                                               help="Write the disagreement (ensemble) or temporal agreement (movie) map."),
     tile_px: Optional[int] = typer.Option(None, "--tile-px", min=32, help="Tile size; default from free memory."),
+    disagreement: bool = typer.Option(True, "--disagreement/--no-disagreement", help=(
+        "With an ensemble (a model with srn_1.pt, … or --ensemble): write the members' disagreement map beside "
+        "the output (NAME_disagreement.tif) and summarize it on stderr. --no-disagreement: the first SRN only.")),
     device: Device = typer.Option(Device.auto, "--device"),
     overwrite: bool = OVERWRITE,
 ):
@@ -404,7 +407,12 @@ def sfsrm_predict_command(
 
     models = [SFSRM.from_pretrained(name, device.value) for name in [model, *(ensemble or [])]]
     summary = predict_file(models, image, output, pixel_size_nm=pixel_size_nm, confidence=confidence, tile_px=tile_px,
-                           overwrite=overwrite, progress=sys.stderr.isatty())
+                           overwrite=overwrite, progress=sys.stderr.isatty(), disagreement=disagreement)
+    if summary.get("disagreement"):
+        spread = summary["disagreement"]
+        typer.echo(f"disagreement of the ensemble (0–1 scale): mean {spread['mean']:.3f}, 99th percentile "
+                   f"{spread['p99']:.3f}; bright in {summary['confidence']} = structure the members do not agree "
+                   "on: do not trust it", err=True)
     typer.echo(json.dumps(summary))
 
 

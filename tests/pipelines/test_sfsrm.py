@@ -163,3 +163,26 @@ def test_shipped_model_beats_bicubic_and_richardson_lucy_on_held_out_filaments()
     for baseline in (bicubic, deconvolved):
         assert ms_ssim(sr, truth) > ms_ssim(baseline, truth) + 0.05
         assert psnr(sr, truth) > psnr(baseline, truth) + 1.0
+
+
+def test_a_model_with_ensemble_members_writes_its_disagreement_beside_the_output(model_folder, tmp_path, capsys):
+    for member, seed in ((1, 11), (2, 12)):
+        save_network(model_folder / f"srn_{member}.pt", "srn", 4, seed)
+    model = SFSRM.from_pretrained(model_folder, device="cpu")
+    assert len(model.members) == 2
+    frame = np.random.default_rng(0).random((32, 32)).astype(np.float32)
+    result = model.predict(frame, pixel_size_nm=100.0, check_range=False)
+    alone = model.predict(frame, pixel_size_nm=100.0, check_range=False, ensemble=False)
+    assert result.disagreement.shape == result.sr.shape and result.disagreement.max() > 0
+    assert alone.disagreement is None and not np.allclose(alone.sr, result.sr)
+    write_image(tmp_path / "wf.tif", frame * 100, pixel_size_nm=100.0, axes="YX")
+    code, out, err = run_cli(["sfsrm", "predict", tmp_path / "wf.tif", "-o", tmp_path / "sr.tif",
+                              "--model", model_folder], capsys)
+    assert code == 0 and (tmp_path / "sr_disagreement.tif").exists() and "disagreement of the ensemble" in err
+    code, out, err = run_cli(["sfsrm", "predict", tmp_path / "wf.tif", "-o", tmp_path / "one.tif",
+                              "--model", model_folder, "--no-disagreement"], capsys)
+    assert code == 0 and not (tmp_path / "one_disagreement.tif").exists()
+    np.testing.assert_allclose(read_image(tmp_path / "one.tif").array, alone.sr, atol=1e-5)
+    save_network(model_folder / "srn_3.pt", "srn", 2, 13)  # a member of another scale is no member
+    with pytest.raises(InputError, match="must differ only in their seed"):
+        SFSRM.from_pretrained(model_folder, device="cpu")

@@ -35,6 +35,9 @@ from microsr.synthetic import training_pair
 #: The networks of an SFSRM model folder, by file name.
 NETWORK_FILES = {"srn": "srn.pt", "sen": "sen.pt"}
 
+#: More SRNs of an ensemble in a model folder: srn_1.pt, srn_2.pt, … (trained like srn.pt, other seeds).
+ENSEMBLE_FILES = "srn_[0-9]*.pt"
+
 #: The shipped model ``from_pretrained`` loads when given no name.
 DEFAULT_MODEL = "filaments-x4"
 
@@ -135,12 +138,16 @@ class SFSRMModel:
         "auto", "cpu" or "cuda".
     """
 
-    def __init__(self, srn, srn_info: dict, sen=None, sen_info: dict | None = None, device: str = "auto"):
+    def __init__(self, srn, srn_info: dict, sen=None, sen_info: dict | None = None, device: str = "auto",
+                 members: list | None = None):
         self.device = resolve_device(device)
         self.srn = srn.to(self.device)
         self.sen = sen.to(self.device) if sen is not None else None
         self.srn_info = srn_info
         self.sen_info = sen_info or {}
+        #: more SRNs trained like ``srn`` from other seeds (``srn_1.pt``, …): the ensemble whose spread is
+        #: the prediction's uncertainty (paper 003, Fig. 4b)
+        self.members = [member.to(self.device) for member in members or []]
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path = DEFAULT_MODEL, device: str = "auto"):
@@ -159,7 +166,14 @@ class SFSRMModel:
         srn, srn_info = load_generator(path / NETWORK_FILES["srn"], "srn")
         sen_path = path / NETWORK_FILES["sen"]
         sen, sen_info = load_generator(sen_path, "sen") if sen_path.exists() else (None, None)
-        return cls(srn, srn_info, sen, sen_info, device)
+        members = []
+        for member_path in sorted(path.glob(ENSEMBLE_FILES), key=lambda p: int(p.stem.split("_")[1])):
+            member, info = load_generator(member_path, "srn")
+            if info["model"] != srn_info["model"] or info.get("lr_pixel_nm") != srn_info.get("lr_pixel_nm"):
+                raise InputError(f"{member_path} is not trained like {path / NETWORK_FILES['srn']} (another size or "
+                                 "pixel size): an ensemble's members must differ only in their seed")
+            members.append(member)
+        return cls(srn, srn_info, sen, sen_info, device, members)
 
     @property
     def scale(self) -> float:

@@ -29,6 +29,8 @@ class SFSRMResult:
     pixel_size_nm: float | None
     #: each way the input lies outside the model's training range (:meth:`SFSRMModel.check_range`); empty: it fits
     input_check: list = field(default_factory=list)
+    #: with an ensemble model: the members' per-pixel disagreement (:func:`~microsr.metrics.ensemble_disagreement`)
+    disagreement: np.ndarray | None = None
 
 
 class SFSRM(SFSRMModel):
@@ -43,9 +45,11 @@ class SFSRM(SFSRMModel):
 
     @torch.no_grad()
     def predict(self, image, *, pixel_size_nm: float | None = None, tile_px: int | None = None,
-                overlap_px: int = 24, check_range: bool = True) -> SFSRMResult:
+                overlap_px: int = 24, check_range: bool = True, ensemble: bool = True) -> SFSRMResult:
         """Super-resolve one widefield frame; see :class:`SFSRMResult`. ``check_range`` measures the input
-        against the model's training range first (a movie needs it on its first frame only)."""
+        against the model's training range first (a movie needs it on its first frame only). A model with
+        ensemble members returns their mean and their disagreement unless ``ensemble`` is False (then
+        the first SRN alone: faster, no uncertainty)."""
         checked = self.check_input(image, pixel_size_nm)
         input_check = self.check_range(checked, pixel_size_nm) if check_range else []
         frame = normalize_input(checked)
@@ -60,15 +64,25 @@ class SFSRM(SFSRMModel):
         # The edge map is made once for the whole frame: it is normalized by its maximum, so a map
         # made tile by tile would differ from tile to tile and leave seams.
         inputs = network_inputs(torch.from_numpy(frame)[None, None], "srn")[0].numpy()
-        sr = predict_tiled(self.srn, inputs, scale=scale, tile_px=tile_px, overlap_px=overlap_px,
-                           device=self.device)[0]
-        return SFSRMResult(sr, denoised, pixel_size_nm / self.scale if pixel_size_nm else None, input_check)
+        networks = [self.srn, *self.members] if ensemble else [self.srn]
+        outputs = [predict_tiled(network, inputs, scale=scale, tile_px=tile_px, overlap_px=overlap_px,
+                                 device=self.device)[0] for network in networks]
+        sr = outputs[0] if len(outputs) == 1 else np.mean(outputs, axis=0).astype(np.float32)
+        disagreement = ensemble_disagreement(outputs) if len(outputs) > 1 else None
+        return SFSRMResult(sr, denoised, pixel_size_nm / self.scale if pixel_size_nm else None, input_check,
+                           disagreement)
 
 
 def predict_ensemble(models: list[SFSRM], image, **kwargs) -> tuple[np.ndarray, np.ndarray]:
-    """Mean SR image of several models and their per-pixel disagreement (paper 003's network ensemble)."""
-    outputs = [model.predict(image, **{**kwargs, "check_range": index == 0 and kwargs.get("check_range", True)}).sr
-               for index, model in enumerate(models)]
+    """Mean SR image of several models and their per-pixel disagreement (paper 003's network ensemble);
+    each model's own ensemble members are members too."""
+    outputs = []
+    for index, model in enumerate(models):
+        options = {**kwargs, "check_range": index == 0 and kwargs.get("check_range", True), "ensemble": False}
+        outputs.append(model.predict(image, **options).sr)
+        for member in model.members:
+            outputs.append(SFSRM(member, model.srn_info, model.sen, model.sen_info, str(model.device)).predict(
+                image, **{**options, "check_range": False}).sr)
     if len({o.shape for o in outputs}) != 1:
         raise InputError("ensemble models give outputs of different sizes: use models of one scale")
     return np.mean(outputs, axis=0), ensemble_disagreement(outputs)
@@ -124,17 +138,20 @@ def disagreement_path(output: str | Path) -> Path:
 
 def predict_file(models: list[SFSRM], image: str | Path, output: str | Path, *, pixel_size_nm: float | None = None,
                  confidence: str | Path | None = None, tile_px: int | None = None, overwrite: bool = False,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, disagreement: bool = True) -> dict:
     """Super-resolve a widefield file with one model or an ensemble: what ``microsr sfsrm predict`` does.
 
-    - A movie ``(T, Y, X)`` streams frame by frame (:func:`predict_stack`); ``confidence`` then
-      receives the temporal agreement map. An ensemble is refused on movies.
-    - A single frame with one model writes the SR image; with several models it writes their mean and
-      always their disagreement map (paper 003's uncertainty), to ``confidence`` or, by default, to
-      :func:`disagreement_path` beside the output.
+    - A movie ``(T, Y, X)`` streams frame by frame (:func:`predict_stack`) with each model's first SRN;
+      ``confidence`` then receives the temporal agreement map. An ensemble is refused on movies.
+    - A single frame with an ensemble — several models, or one model with ensemble members (the
+      shipped ones have them) — writes their mean and, unless ``disagreement`` is False, their
+      disagreement map (paper 003's uncertainty) to ``confidence`` or, by default, to
+      :func:`disagreement_path` beside the output. With ``disagreement`` False no map is written, and
+      one model uses its first SRN alone.
 
     The pixel size comes from ``pixel_size_nm`` or the file. Returns a summary (``output``,
-    ``sr_pixel_size_nm``, ``shape`` or ``frames``, and ``confidence`` when a map was written).
+    ``sr_pixel_size_nm``, ``shape`` or ``frames``, ``input_check`` (:meth:`SFSRMModel.check_range`), and
+    ``confidence`` with ``disagreement`` (its mean and 99th percentile) when a map was written).
     """
     check_writable(output, overwrite)
     data = read_image(image, lazy=True)
@@ -143,23 +160,28 @@ def predict_file(models: list[SFSRM], image: str | Path, output: str | Path, *, 
     movie = array.ndim == 3 and array.shape[-1] not in (3, 4) and array.shape[0] > 1
     if movie and len(models) > 1:
         raise InputError("--ensemble works on single frames; run each model on the movie instead")
-    if len(models) > 1 and confidence is None:
+    ensemble = not movie and (len(models) > 1 or (disagreement and bool(models[0].members)))
+    write_map = ensemble and disagreement
+    if write_map and confidence is None:
         confidence = disagreement_path(output)
-    if confidence:
+    if confidence and (movie or write_map):
         check_writable(confidence, overwrite)
     if movie:
         summary = predict_stack(models[0], array, output, pixel_size_nm=pixel, overwrite=overwrite,
-                                agreement_output=confidence, progress=progress, tile_px=tile_px)
+                                agreement_output=confidence, progress=progress, tile_px=tile_px, ensemble=False)
         return {**summary, **({"confidence": str(confidence)} if confidence else {})}
     frame = np.asarray(array[0] if array.ndim == 3 and array.shape[0] == 1 else array)
     sr_pixel = pixel / models[0].scale if pixel else None
     input_check = models[0].check_range(models[0].check_input(frame, pixel), pixel)
-    if len(models) > 1:
-        sr, disagreement = predict_ensemble(models, frame, pixel_size_nm=pixel, tile_px=tile_px, check_range=False)
-        write_image(confidence, disagreement, pixel_size_nm=sr_pixel, axes="YX", overwrite=overwrite)
+    if len(models) > 1 and ensemble:
+        sr, spread = predict_ensemble(models, frame, pixel_size_nm=pixel, tile_px=tile_px, check_range=False)
     else:
-        sr = models[0].predict(frame, pixel_size_nm=pixel, tile_px=tile_px, check_range=False).sr
-        confidence = None
+        result = models[0].predict(frame, pixel_size_nm=pixel, tile_px=tile_px, check_range=False, ensemble=ensemble)
+        sr, spread = result.sr, result.disagreement
+    summary = {"output": str(output), "sr_pixel_size_nm": sr_pixel, "shape": list(sr.shape)}
+    if write_map and spread is not None:
+        write_image(confidence, spread, pixel_size_nm=sr_pixel, axes="YX", overwrite=overwrite)
+        summary.update(confidence=str(confidence), disagreement={"mean": round(float(spread.mean()), 4),
+                                                                 "p99": round(float(np.percentile(spread, 99)), 4)})
     write_image(output, sr, pixel_size_nm=sr_pixel, axes="YX", overwrite=overwrite)
-    return {"output": str(output), "sr_pixel_size_nm": sr_pixel, "shape": list(sr.shape),
-            **({"confidence": str(confidence)} if confidence else {}), "input_check": input_check}
+    return {**summary, "input_check": input_check}
