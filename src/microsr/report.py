@@ -138,8 +138,12 @@ def evaluation_figure(path: str | Path, evaluation, *, overwrite: bool = True) -
                "reference": "reference_resolution_nm"}.get(picture.name)
         resolution = metrics.get(key) if key else None
         label = f"{resolution:.0f} nm" if resolution else "n/a"
-        ax.set_title(f"{picture.name} ({picture.pixel_size_nm:.1f} nm/px)\ndecorrelation resolution {label}",
-                     fontsize=9)
+        # Decorrelation reads invented texture as resolution: an SR image's number is only apparent, and
+        # stands beside the ensemble's disagreement when there is one.
+        what = "apparent resolution (decorrelation)" if picture.name == "sr" else "decorrelation resolution"
+        spread = metrics.get("ensemble_disagreement_mean") if picture.name == "sr" else None
+        extra = f"; disagreement {spread:.3f}" if spread is not None else ""
+        ax.set_title(f"{picture.name} ({picture.pixel_size_nm:.1f} nm/px)\n{what} {label}{extra}", fontsize=9)
         ax.set_xlabel("µm")
     if maps:
         for column, (name, (values, pixel)) in enumerate(maps):

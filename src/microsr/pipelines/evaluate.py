@@ -15,6 +15,7 @@ from microsr.io.atomic import atomic_write_text, check_writable
 from microsr.io.images import pixel_size_of
 from microsr.metrics import confidence, fidelity, resolution
 from microsr.metrics.artifacts import residual_pattern_index
+from microsr.pipelines.sfsrm import disagreement_path
 from microsr.report import evaluation_figure
 from microsr.sim.parameters import SIMParameters
 
@@ -93,6 +94,7 @@ def _finite_or_none(value):
 
 def evaluate(sr: Picture, *, reference: Picture | None = None, widefield: Picture | None = None,
              frc_pair: Picture | None = None, ensemble: list[Picture] | None = None,
+             disagreement_map: Picture | None = None,
              temporal_window: np.ndarray | None = None, frame_in_window: int = 0,
              normalization: str = "percentile", params: SIMParameters | None = None) -> Evaluation:
     """Compute every metric that the given images allow.
@@ -110,6 +112,9 @@ def evaluate(sr: Picture, *, reference: Picture | None = None, widefield: Pictur
         An independent second SR image of the same field (other noise): Fourier ring correlation.
     ensemble : list of Picture, optional
         Outputs of other models for the same input: the per-pixel disagreement map.
+    disagreement_map : Picture, optional
+        A disagreement map already made (``sfsrm predict`` writes one beside an ensemble's output): its
+        mean and 99th percentile are reported instead.
     temporal_window : ndarray, optional
         Up to 5 adjacent frames ``(T, Y, X)`` of the time-lapse the SR image belongs to: temporal
         agreement, as paper 003 checks live-cell reconstructions.
@@ -125,6 +130,9 @@ def evaluate(sr: Picture, *, reference: Picture | None = None, widefield: Pictur
     result = Evaluation(metrics, {"sr": sr})
     decorrelation = resolution.decorrelation_resolution(sr.image, sr.pixel_size_nm)
     metrics["resolution_nm"] = _finite_or_none(decorrelation.resolution_nm)
+    # Decorrelation analysis of one image cannot tell real detail from invented texture (a network's
+    # hallucinated filaments read as fine resolution): say so wherever the number goes.
+    metrics["resolution_kind"] = "apparent (decorrelation of the image alone: invented detail reads as resolution)"
     # Curves keep their pixel size: the report plots them on one axis of cycles/µm.
     result.curves["decorrelation"] = {"SR": (decorrelation, sr.pixel_size_nm)}
     if params is not None:
@@ -165,7 +173,11 @@ def evaluate(sr: Picture, *, reference: Picture | None = None, widefield: Pictur
         metrics["frc_resolution_nm"] = _finite_or_none(frc.resolution_nm)
         result.curves["frc"] = frc
 
-    if ensemble:
+    if disagreement_map is not None:
+        metrics["ensemble_disagreement_mean"] = _finite_or_none(np.mean(disagreement_map.image))
+        metrics["ensemble_disagreement_p99"] = _finite_or_none(np.percentile(disagreement_map.image, 99))
+        result.maps["ensemble disagreement"] = (disagreement_map.image, disagreement_map.pixel_size_nm)
+    elif ensemble:
         members = [sr.image] + [match_to(p, sr.pixel_size_nm, sr.image.shape) for p in ensemble]
         disagreement = confidence.ensemble_disagreement(members)
         metrics["ensemble_disagreement_mean"] = _finite_or_none(np.mean(disagreement))
@@ -199,7 +211,8 @@ def evaluate_files(sr: str | Path, out: str | Path, *, reference: str | Path | N
     and ``report.png`` into ``out``.
 
     For a stack, the temporal agreement of the frame is measured over the 5 frames around it (only
-    those are read).
+    those are read). The disagreement map ``sfsrm predict`` writes beside an ensemble's output
+    (:func:`~microsr.pipelines.sfsrm.disagreement_path`) is reported when it is there.
     """
     out = Path(out)
     for name in ("metrics.json", "report.png"):
@@ -212,12 +225,15 @@ def evaluate_files(sr: str | Path, out: str | Path, *, reference: str | Path | N
         window = np.asarray(stack[first:first + 5], dtype=np.float64)
         frame_in_window = frame - first
     same_grid = pixel_size_nm or sr_picture.pixel_size_nm
+    beside = disagreement_path(sr)
+    disagreement_map = (load_picture(beside, "disagreement", same_grid) if not ensemble and beside.exists()
+                        and beside != Path(sr) else None)
     result = evaluate(
         sr_picture,
         reference=load_picture(reference, "reference", reference_pixel_size_nm) if reference else None,
         widefield=load_picture(widefield, "widefield", widefield_pixel_size_nm, frame) if widefield else None,
         frc_pair=load_picture(frc_pair, "frc_pair", same_grid) if frc_pair else None,
-        ensemble=[load_picture(p, "ensemble", same_grid) for p in ensemble or []],
+        ensemble=[load_picture(p, "ensemble", same_grid) for p in ensemble or []], disagreement_map=disagreement_map,
         temporal_window=window, frame_in_window=frame_in_window, normalization=normalization,
         params=SIMParameters.load(params) if params else None)
     result.metrics["frame"] = frame
