@@ -10,7 +10,8 @@ tubular network with sheets), ``mitochondria`` or ``puncta``, each with out-of-f
 in-focus signal), a PSF drawn in 250–300 nm (Richardson–Lucy is given the true one) and an sCMOS
 camera's defects; the reference is the in-focus plane. ``--ensemble`` adds more models: the row
 "ensemble" is their mean, and "disagreement vs error" is the Pearson correlation of the ensemble's
-disagreement map with the mean's absolute error (issue 17 asks ≥ 0.3).
+disagreement map with the mean's absolute error (issue 17 asks ≥ 0.3). A model folder with ensemble
+members (``srn_1.pt``, …, as the shipped one) is an ensemble by itself: its row is the members' mean.
 
 Usage: python bench/sfsrm_eval.py [--model filaments-x4] [--ensemble M2 M3] [--specimen er] [--snr 15]
        [--images 8] [--json out.json]
@@ -70,9 +71,13 @@ def evaluate(model_names: list[str], snr: float, images: int, size_px: int, spec
     agreement = []
     for index in range(images):
         lr, hr, fwhm = held_out_field(specimen, index, scale, size_px, model.pixel_size_nm, snr)
+        prediction = model.predict(lr, pixel_size_nm=model.pixel_size_nm, check_range=False)
         outputs = {"bicubic": bicubic_upsample(normalize_input(lr), scale),
                    "richardson_lucy": richardson_lucy_upsampled(lr, fwhm / model.pixel_size_nm, scale),
-                   "sfsrm": model.predict(lr, pixel_size_nm=model.pixel_size_nm, check_range=False).sr}
+                   "sfsrm": prediction.sr}
+        if prediction.disagreement is not None:  # a model with ensemble members: its row is their mean
+            error = np.abs(normalize(prediction.sr) - normalize(hr))
+            agreement.append(float(np.corrcoef(prediction.disagreement.ravel(), error.ravel())[0, 1]))
         if len(models) > 1:
             members = [outputs["sfsrm"]] + [m.predict(lr, pixel_size_nm=m.pixel_size_nm, check_range=False).sr
                                             for m in models[1:]]

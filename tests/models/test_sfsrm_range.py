@@ -13,9 +13,25 @@ from microsr.synthetic.widefield import CLASSES, widefield_pair
 
 
 @pytest.fixture(scope="module")
-def sparse_model():
-    """The shipped filaments-x4: trained on sparse filaments, PSF 200 nm, no haze."""
-    return SFSRMModel.from_pretrained("filaments-x4", device="cpu")
+def sparse_model(tmp_path_factory):
+    """A model trained on SFSRM's sparse filaments (PSF 200 nm, SNR 3–20, no haze): its file records the
+    range of those training inputs, as `microsr sfsrm train` exports it (the weights do not matter here)."""
+    from microsr.models.sfsrm import build_generator, save_generator
+    from microsr.train.sfsrm import training_range
+    from microsr.train.sfsrm_config import DataConfig
+
+    path = tmp_path_factory.mktemp("sparse") / "srn.pt"
+    hyper = {"features": 8, "blocks": 1, "growth": 4, "scale": 4}
+    save_generator(path, "srn", build_generator("srn", hyper), hyper, lr_pixel_nm=100.0, fwhm_nm=200.0,
+                   training_range=training_range(DataConfig(kind="filaments", fwhm_nm=200.0, snr=(3.0, 20.0))))
+    return SFSRMModel.from_pretrained(path, device="cpu")
+
+
+def test_the_shipped_model_records_its_training_range_and_takes_hazy_dense_images():
+    model = SFSRMModel.from_pretrained("filaments-x4", device="cpu")
+    assert set(model.training_range["classes"]) == set(CLASSES) and len(model.members) >= 2
+    image = widefield_pair("er", lr_patch_px=128, fwhm_nm=260.0, snr=10.0, haze=1.0, seed=11).noisy
+    assert _quiet(model, image) == []
 
 
 def _quiet(model, image, pixel=100.0):

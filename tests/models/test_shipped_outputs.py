@@ -16,7 +16,9 @@ from microsr.pipelines.sfsrm import SFSRM
 #: estimate and the two other models' outputs are still those of before the redesign. Both rDL records were
 #: made again when frame means began to be equalized within an orientation (estimate: angles within 1 mrad,
 #: spacings within 0.1 %, modulations within 0.004 of before) and rDL SIM began to average its denoiser
-#: over the phase orders (image: 9 % of the range at most 32 px inside, the honeycomb's share).
+#: over the phase orders (image: 9 % of the range at most 32 px inside, the honeycomb's share). The SFSRM
+#: record was made again when filaments-x4 was retrained on realistic widefield images with an ensemble of
+#: three SRNs (issue 17): its output is now their mean.
 REFERENCE = Path(__file__).parent.parent / "data" / "shipped_outputs.npz"
 
 #: Float32 networks on 2 CPU threads: the same code and weights repeat to the last bit; 1e-6 of the

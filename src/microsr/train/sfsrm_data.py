@@ -42,7 +42,7 @@ def simulated_pair(config: DataConfig, scale: int, network: str, seed: int) -> t
     return bicubic_upsample(normalize_input(low), config.pre_upsample), high.astype(np.float32)
 
 
-def training_inputs(config: DataConfig, count: int = 32) -> list[np.ndarray]:
+def training_inputs(config: DataConfig, count: int = 64) -> list[np.ndarray]:
     """Widefield images like those the model trains on, as a user would give them (noisy, not normalized):
     what its training range is measured on (:func:`microsr.models.sfsrm.measured_range`)."""
     if config.source == "folder":
@@ -52,17 +52,17 @@ def training_inputs(config: DataConfig, count: int = 32) -> list[np.ndarray]:
     for index in range(count):
         rng = np.random.default_rng((config.seed, 424_242, index))
         snr = float(np.exp(rng.uniform(np.log(config.snr[0]), np.log(config.snr[1]))))
-        # 64-px fields: the spectrum-based numbers need more pixels than a training patch has
+        # 128-px fields: the spectrum-based numbers need more pixels than a training patch has, and users' images are larger still
         if config.realistic is not None:
             realistic = config.realistic
-            images.append(widefield_pair(realistic.classes[index % len(realistic.classes)], scale=1, lr_patch_px=64,
+            images.append(widefield_pair(realistic.classes[index % len(realistic.classes)], scale=1, lr_patch_px=128,
                                          lr_pixel_nm=config.lr_pixel_nm, fwhm_nm=float(rng.uniform(*realistic.fwhm_nm)),
                                          snr=snr, haze=float(rng.uniform(*realistic.haze)),
                                          defocus_nm=float(rng.uniform(*realistic.defocus_nm)),
                                          defects=AcquisitionDefects.realistic() if realistic.camera_defects else None,
                                          seed=rng).noisy)
         else:
-            images.append(training_pair(config.kind, scale=1, lr_patch_px=64, lr_pixel_nm=config.lr_pixel_nm,
+            images.append(training_pair(config.kind, scale=1, lr_patch_px=128, lr_pixel_nm=config.lr_pixel_nm,
                                         fwhm_nm=config.fwhm_nm, snr=snr, density=config.density, seed=rng)[0])
     return images
 
