@@ -48,13 +48,15 @@ RANGE_WORDS = {"psf_fwhm_nm": "apparent PSF width (nm, from its spectrum)", "snr
 
 
 def _range_slack(quantity: str, low: float, high: float) -> tuple[float, float]:
-    """Margin below and above a measured training range before an input is outside it (the range, measured
-    on training inputs with the same estimators, holds their scatter already): PSF ±5 %, haze and density
-    ±0.05, SNR 10 % below; an SNR above the range is no problem (less noise than trained)."""
+    """Margin below and above a measured training range before an input is outside it: PSF ±15 % (the
+    spectrum reads a clean field ~10 % sharper than a hazy one of the same PSF), haze ±0.05, SNR 10 % below,
+    density 0.05 above. More signal than trained, or a sparser field, is no risk: no slack bounds them."""
     if quantity == "psf_fwhm_nm":
-        return 0.05 * low, 0.05 * high
+        return 0.15 * low, 0.15 * high
     if quantity == "snr":
         return 0.1 * low, float("inf")
+    if quantity == "density":
+        return float("inf"), 0.05
     return 0.05, 0.05
 
 

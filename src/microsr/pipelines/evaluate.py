@@ -132,7 +132,7 @@ def evaluate(sr: Picture, *, reference: Picture | None = None, widefield: Pictur
     metrics["resolution_nm"] = _finite_or_none(decorrelation.resolution_nm)
     # Decorrelation analysis of one image cannot tell real detail from invented texture (a network's
     # hallucinated filaments read as fine resolution): say so wherever the number goes.
-    metrics["resolution_kind"] = "apparent (decorrelation of the image alone: invented detail reads as resolution)"
+    metrics["resolution_kind"] = "apparent"
     # Curves keep their pixel size: the report plots them on one axis of cycles/µm.
     result.curves["decorrelation"] = {"SR": (decorrelation, sr.pixel_size_nm)}
     if params is not None:
