@@ -755,6 +755,14 @@ def _training_gt_pixel(lr_pixel_nm: float, scale: int) -> tuple[float, int]:
     return hr_pixel_nm / k, k
 
 
+def _binned_crop(gt: np.ndarray, margin_lr: int, patch_px: int, scale: int, k: int) -> np.ndarray:
+    """The patch of ``gt`` inside a margin of ``margin_lr`` LR pixels, summed onto the HR grid (``k`` GT pixels
+    per HR pixel, ``scale`` HR pixels per LR pixel)."""
+    ratio = scale * k
+    crop = slice(margin_lr * ratio, (margin_lr + patch_px) * ratio)
+    return gt[crop, crop].reshape(patch_px * scale, k, patch_px * scale, k).sum(axis=(1, 3))
+
+
 def training_pair(kind: str = "filaments", *, scale: int = 4, lr_patch_px: int = 32,
                   lr_pixel_nm: float = 100.0, fwhm_nm: float = 200.0, snr: float = 15.0,
                   density: float | None = None, background_photons: float = 10.0,
@@ -853,8 +861,7 @@ def training_pair(kind: str = "filaments", *, scale: int = 4, lr_patch_px: int =
             gt, _ = rings(field_um, gt_pixel_nm, n_rings=max(1, int(area_um2)), seed=rng)
         # Rounding in _field_shape can leave the field a pixel off a whole number of LR pixels.
         gt = gt[:field_lr * ratio, :field_lr * ratio]
-        crop_gt = slice(margin_lr * ratio, (margin_lr + lr_patch_px) * ratio)
-        hr = gt[crop_gt, crop_gt].reshape(lr_patch_px * scale, k, lr_patch_px * scale, k).sum(axis=(1, 3))
+        hr = _binned_crop(gt, margin_lr, lr_patch_px, scale, k)
         if hr.max() > 0:
             break
     else:

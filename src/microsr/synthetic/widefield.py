@@ -26,7 +26,8 @@ from scipy import ndimage
 
 from microsr.errors import InputError
 from microsr.synthetic.defects import AcquisitionDefects, camera_defects
-from microsr.synthetic.specimens import (_FWHM_PER_SIGMA, _add_noise, _blur_and_bin, _photon_scale,
+# The blur, binning, SNR scaling and noise of SFSRM's own pairs: one physics for both simulations.
+from microsr.synthetic.specimens import (_FWHM_PER_SIGMA, _add_noise, _binned_crop, _blur_and_bin, _photon_scale,
                                          _training_gt_pixel, polymer_chains, worm_like_chain)
 
 #: Specimen classes, in the order a mixed training draws them.
@@ -155,8 +156,7 @@ def widefield_pair(kind: str, *, scale: int = 4, lr_patch_px: int = 32, lr_pixel
     field_um = field_lr * lr_pixel_nm / 1000.0
     for _ in range(20):  # an empty patch (everything in the margin) is drawn again
         in_focus = specimen(kind, field_um, gt_pixel_nm, rng)[:field_lr * ratio, :field_lr * ratio]
-        crop = slice(margin * ratio, (margin + lr_patch_px) * ratio)
-        target = in_focus[crop, crop].reshape(lr_patch_px * scale, k, lr_patch_px * scale, k).sum(axis=(1, 3))
+        target = _binned_crop(in_focus, margin, lr_patch_px, scale, k)
         if target.max() > 0:
             break
     else:
