@@ -52,6 +52,16 @@ def model_folder(name_or_path: str | Path, method: str) -> Path:
                      f"shipped {METHOD_NAMES[method]} model: {', '.join(shipped_models(method)) or 'none installed'}")
 
 
+def network_file(name_or_path: str | Path, method: str, file_name: str) -> Path:
+    """One network's file of a model: a file path as given, else ``file_name`` in :func:`model_folder` (a folder
+    or a shipped name); what fine-tuning (``init_from``) starts from, for any method."""
+    path = Path(name_or_path)
+    if path.suffix == ".pt":  # a file, existing or not: loading it says what is wrong
+        return path
+    folder = model_folder(name_or_path, method)
+    return folder / file_name if folder.is_dir() else folder
+
+
 def method_of(name_or_path: str | Path) -> str:
     """Which method a shipped name, a model folder or a model file belongs to; one InputError if none.
 

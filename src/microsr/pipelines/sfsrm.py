@@ -50,6 +50,20 @@ class SFSRM(SFSRMModel):
         against the model's training range first (a movie needs it on its first frame only). A model with
         ensemble members returns their mean and their disagreement unless ``ensemble`` is False (then
         the first SRN alone: faster, no uncertainty)."""
+        outputs, denoised, input_check = self.srn_outputs(image, pixel_size_nm=pixel_size_nm, tile_px=tile_px,
+                                                          overlap_px=overlap_px, check_range=check_range,
+                                                          ensemble=ensemble)
+        sr = outputs[0] if len(outputs) == 1 else np.mean(outputs, axis=0).astype(np.float32)
+        disagreement = ensemble_disagreement(outputs) if len(outputs) > 1 else None
+        return SFSRMResult(sr, denoised, pixel_size_nm / self.scale if pixel_size_nm else None, input_check,
+                           disagreement)
+
+    @torch.no_grad()
+    def srn_outputs(self, image, *, pixel_size_nm: float | None = None, tile_px: int | None = None,
+                    overlap_px: int = 24, check_range: bool = True,
+                    ensemble: bool = True) -> tuple[list[np.ndarray], np.ndarray, list]:
+        """Each SRN's image of one frame (the first SRN's only unless ``ensemble``), the SEN's output they
+        share, and the input check: the SEN and the edge map are made once for all members."""
         checked = self.check_input(image, pixel_size_nm)
         input_check = self.check_range(checked, pixel_size_nm) if check_range else []
         frame = normalize_input(checked)
@@ -67,10 +81,7 @@ class SFSRM(SFSRMModel):
         networks = [self.srn, *self.members] if ensemble else [self.srn]
         outputs = [predict_tiled(network, inputs, scale=scale, tile_px=tile_px, overlap_px=overlap_px,
                                  device=self.device)[0] for network in networks]
-        sr = outputs[0] if len(outputs) == 1 else np.mean(outputs, axis=0).astype(np.float32)
-        disagreement = ensemble_disagreement(outputs) if len(outputs) > 1 else None
-        return SFSRMResult(sr, denoised, pixel_size_nm / self.scale if pixel_size_nm else None, input_check,
-                           disagreement)
+        return outputs, denoised, input_check
 
 
 def predict_ensemble(models: list[SFSRM], image, **kwargs) -> tuple[np.ndarray, np.ndarray]:
@@ -78,11 +89,8 @@ def predict_ensemble(models: list[SFSRM], image, **kwargs) -> tuple[np.ndarray, 
     each model's own ensemble members are members too."""
     outputs = []
     for index, model in enumerate(models):
-        options = {**kwargs, "check_range": index == 0 and kwargs.get("check_range", True), "ensemble": False}
-        outputs.append(model.predict(image, **options).sr)
-        for member in model.members:
-            outputs.append(SFSRM(member, model.srn_info, model.sen, model.sen_info, str(model.device)).predict(
-                image, **{**options, "check_range": False}).sr)
+        options = {**kwargs, "check_range": index == 0 and kwargs.get("check_range", True), "ensemble": True}
+        outputs += model.srn_outputs(image, **options)[0]
     if len({o.shape for o in outputs}) != 1:
         raise InputError("ensemble models give outputs of different sizes: use models of one scale")
     return np.mean(outputs, axis=0), ensemble_disagreement(outputs)

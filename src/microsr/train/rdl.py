@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from microsr.losses import rdl_loss_terms
 from microsr.errors import InputError
 from microsr.models.rdl import NETWORK_FILES, build_network, load_network, save_network
-from microsr.models.shipped import model_folder
+from microsr.models.shipped import network_file
 from microsr.train.config import NetworkRun, Strict, check_range, load_config
 from microsr.train.fit import NetworkTraining, finish_step, last_validation, run_training
 from microsr.train.rdl_data import FolderRawPairs, Randomization, RawPairStream, validation_raw_pairs
@@ -173,9 +173,7 @@ def starting_weights(config: RDLTrainConfig) -> dict | None:
     if config.init_from is None:
         return None
     kind = NETWORK_OF_TASK[config.task]
-    path = Path(config.init_from)
-    if path.suffix != ".pt":
-        path = model_folder(config.init_from, "rdl") / NETWORK_FILES[kind]
+    path = network_file(config.init_from, "rdl", NETWORK_FILES[kind])
     network, info = load_network(path, kind)
     if info["model"] != config.hyper():
         raise InputError(f"init_from {path} is a {kind} network of another shape ({info['model']}) than this run's "

@@ -13,7 +13,7 @@ from microsr.losses import (FrequencyLoss, MSSSIML1Loss, PerceptualLoss, discrim
 from microsr.errors import InputError
 from microsr.models.sfsrm import (NETWORK_FILES, build_generator, load_generator, measured_range, network_inputs,
                                    save_generator)
-from microsr.models.shipped import model_folder
+from microsr.models.shipped import network_file
 from microsr.nets import UNetDiscriminator
 from microsr.train.config import load_config
 from microsr.train.fit import NetworkTraining, finish_step, last_validation, log, run_training
@@ -124,9 +124,7 @@ def starting_weights(config: TrainConfig) -> dict | None:
     """The state dict ``config.init_from`` names (None without one), checked to fit the generator to train."""
     if config.init_from is None:
         return None
-    path = model_folder(config.init_from, "sfsrm")
-    if path.is_dir():
-        path = path / NETWORK_FILES[config.network]
+    path = network_file(config.init_from, "sfsrm", NETWORK_FILES[config.network])
     generator, info = load_generator(path, config.network)
     if info["model"] != config.model.model_dump():
         raise InputError(f"init_from {path} is an {config.network.upper()} of another size ({info['model']}) than "

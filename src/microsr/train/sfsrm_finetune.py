@@ -25,7 +25,7 @@ from microsr.io.images import pixel_size_of
 from microsr.metrics.image_stats import apparent_psf_fwhm_nm
 from microsr.metrics.registration import pair_registration
 from microsr.models.sfsrm import NETWORK_FILES, SFSRMModel
-from microsr.models.shipped import model_folder
+from microsr.models.shipped import network_file
 from microsr.train.sfsrm import train_sfsrm
 from microsr.train.sfsrm_config import TrainConfig
 
@@ -133,10 +133,8 @@ def finetune(pairs_dir: str | Path, base: str | Path, output: str | Path, *, ite
         output_dir=work, checkpoint_every=50, validate_every=max(1, min(100, int(iterations))))
     trained = train_sfsrm(config, progress=progress)
     shutil.copy(trained, output / NETWORK_FILES["srn"])
-    base_folder = model_folder(base, "sfsrm")
-    base_folder = base_folder if base_folder.is_dir() else base_folder.parent
-    if model.sen is not None and (base_folder / NETWORK_FILES["sen"]).exists():
-        shutil.copy(base_folder / NETWORK_FILES["sen"], output / NETWORK_FILES["sen"])
+    if model.sen is not None:  # only a model folder has an SEN
+        shutil.copy(network_file(base, "sfsrm", NETWORK_FILES["sen"]), output / NETWORK_FILES["sen"])
     summary = {"model": str(output), "from": str(base), "iterations": int(iterations), "pairs": records}
     (output / "finetune.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
