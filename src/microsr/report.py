@@ -189,6 +189,12 @@ def evaluation_figure(path: str | Path, evaluation, *, overwrite: bool = True) -
         free.text(0.0, 1.0, text, va="top", ha="left", family="monospace", fontsize=8)
     else:
         fig.text(0.99, 0.01, text, va="bottom", ha="right", family="monospace", fontsize=7)
+    outside = metrics.get("input_check") or []
+    if outside:  # the model was shown an input unlike its training data: say so above everything
+        words = ", ".join(f"{f['quantity']} {f['value']:g} (trained {f['range'][0]:g}–{f['range'][1]:g})"
+                          for f in outside)
+        fig.suptitle(f"input outside the model's training range: {words}: the SR image may show invented "
+                     "structure", color="firebrick", fontsize=10)
     _save(fig, path, overwrite)
 
 

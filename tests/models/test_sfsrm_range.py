@@ -13,7 +13,7 @@ from microsr.synthetic.widefield import CLASSES, widefield_pair
 
 
 @pytest.fixture(scope="module")
-def sparse_model(tmp_path_factory):
+def sparse_file(tmp_path_factory):
     """A model trained on SFSRM's sparse filaments (PSF 200 nm, SNR 3–20, no haze): its file records the
     range of those training inputs, as `microsr sfsrm train` exports it (the weights do not matter here)."""
     from microsr.models.sfsrm import build_generator, save_generator
@@ -24,7 +24,12 @@ def sparse_model(tmp_path_factory):
     hyper = {"features": 8, "blocks": 1, "growth": 4, "scale": 4}
     save_generator(path, "srn", build_generator("srn", hyper), hyper, lr_pixel_nm=100.0, fwhm_nm=200.0,
                    training_range=training_range(DataConfig(kind="filaments", fwhm_nm=200.0, snr=(3.0, 20.0))))
-    return SFSRMModel.from_pretrained(path, device="cpu")
+    return path
+
+
+@pytest.fixture(scope="module")
+def sparse_model(sparse_file):
+    return SFSRMModel.from_pretrained(sparse_file, device="cpu")
 
 
 def test_the_shipped_model_records_its_training_range_and_takes_hazy_dense_images():
@@ -82,3 +87,17 @@ def test_the_statistics_do_not_depend_on_the_cameras_gain_and_offset():
     for quantity in plain:
         assert scaled[quantity] == pytest.approx(plain[quantity], rel=1e-6, abs=1e-9), quantity
     assert set(CLASSES) == {"filaments", "er", "mitochondria", "puncta"}
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".zarr"])
+def test_the_input_check_is_kept_in_the_output_files_metadata(sparse_file, tmp_path, suffix):
+    from microsr.io import image_notes, write_image
+    from microsr.pipelines.sfsrm import SFSRM, predict_file
+
+    hazy = widefield_pair("er", lr_patch_px=128, fwhm_nm=200.0, snr=10.0, haze=2.0, seed=8).noisy
+    write_image(tmp_path / "wf.tif", hazy, pixel_size_nm=100.0, axes="YX")
+    with pytest.warns(AcquisitionWarning):
+        summary = predict_file([SFSRM.from_pretrained(sparse_file, device="cpu")], tmp_path / "wf.tif",
+                               tmp_path / f"sr{suffix}", progress=False)
+    stored = image_notes(tmp_path / f"sr{suffix}")["input_check"]
+    assert stored == summary["input_check"] and "haze" in [finding["quantity"] for finding in stored]

@@ -148,10 +148,12 @@ def test_noise_has_no_resolution_and_nan_is_refused(tmp_path, capsys):
 def test_an_sr_images_resolution_is_called_apparent_and_its_disagreement_map_is_reported(tmp_path, capsys):
     rng = np.random.default_rng(3)
     sr = rng.random((64, 64)).astype(np.float32)
-    write_image(tmp_path / "sr.tif", sr, pixel_size_nm=25.0, axes="YX")
+    finding = {"quantity": "haze", "value": 0.8, "range": [0.0, 0.1]}  # as sfsrm predict stores it
+    write_image(tmp_path / "sr.tif", sr, pixel_size_nm=25.0, axes="YX", notes={"input_check": [finding]})
     write_image(tmp_path / "sr_disagreement.tif", np.full((64, 64), 0.05, np.float32), pixel_size_nm=25.0, axes="YX")
     code, out, err = run_cli(["evaluate", tmp_path / "sr.tif", "--out", tmp_path / "eval"], capsys)
     assert code == 0, err
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["resolution_kind"].startswith("apparent")
     assert metrics["ensemble_disagreement_mean"] == pytest.approx(0.05)
+    assert metrics["input_check"] == [finding]  # the model was shown an unfamiliar input: the report keeps it

@@ -7,6 +7,8 @@ from helpers import assert_figure_panels, run_cli
 
 from microsr.errors import InputError
 from microsr.io import read_image, write_image
+from microsr.metrics import normalize, relative_disagreement
+from microsr.synthetic import training_pair
 from microsr.models.sfsrm import build_generator, save_generator
 from microsr.pipelines.sfsrm import SFSRM
 
@@ -175,6 +177,9 @@ def test_a_model_with_ensemble_members_writes_its_disagreement_beside_the_output
     alone = model.predict(frame, pixel_size_nm=100.0, check_range=False, ensemble=False)
     assert result.disagreement.shape == result.sr.shape and result.disagreement.max() > 0
     assert alone.disagreement is None and not np.allclose(alone.sr, result.sr)
+    # Members see the field turned by quarter turns and turn their outputs back: a non-square field too.
+    wide = model.predict(np.random.default_rng(1).random((32, 48)), pixel_size_nm=100.0, check_range=False)
+    assert wide.sr.shape == wide.disagreement.shape == (128, 192)
     write_image(tmp_path / "wf.tif", frame * 100, pixel_size_nm=100.0, axes="YX")
     code, out, err = run_cli(["sfsrm", "predict", tmp_path / "wf.tif", "-o", tmp_path / "sr.tif",
                               "--model", model_folder], capsys)
@@ -186,3 +191,22 @@ def test_a_model_with_ensemble_members_writes_its_disagreement_beside_the_output
     save_network(model_folder / "srn_3.pt", "srn", 2, 13)  # a member of another scale is no member
     with pytest.raises(InputError, match="must differ only in their seed"):
         SFSRM.from_pretrained(model_folder, device="cpu")
+
+
+def _held_out_prediction(model, kind, seed, snr=15.0):
+    lr, truth = training_pair(kind, scale=4, lr_patch_px=48, snr=snr, fwhm_nm=250.0, seed=2 * 10**9 + seed)
+    return model.predict(lr, pixel_size_nm=100.0, check_range=False), truth
+
+
+def test_the_shipped_ensembles_disagreement_follows_its_error_and_is_higher_on_a_class_it_never_saw():
+    model = SFSRM.from_pretrained("filaments-x4", device="cpu")
+    # Pixel by pixel, where the members disagree the mean is wrong (issue 17 asks Pearson ≥ 0.3 on held-out
+    # simulations; hazy dense ER networks reach only ~0.17, see the README).
+    result, truth = _held_out_prediction(model, "filaments", 0, snr=10.0)
+    error = np.abs(normalize(result.sr) - normalize(truth))
+    assert np.corrcoef(result.disagreement.ravel(), error.ravel())[0, 1] > 0.3
+    # Pairs of dots 20–50 nm apart, a class it never saw and cannot resolve: more spread per unit of signal.
+    spread = {kind: np.mean([relative_disagreement(r.disagreement, r.sr)
+                             for r, _ in (_held_out_prediction(model, kind, seed) for seed in range(3))])
+              for kind in ("filaments", "dot-pairs")}
+    assert spread["dot-pairs"] > 1.3 * spread["filaments"], spread

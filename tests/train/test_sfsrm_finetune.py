@@ -38,16 +38,20 @@ def _score(model, seeds):
 def test_a_few_pairs_of_a_new_class_improve_the_model(tmp_path, capsys):
     pairs = _pairs(tmp_path / "pairs", seeds=range(4), sr_pixel_nm=12.5)
     code, out, err = run_cli(["sfsrm", "finetune", str(pairs), "--from", "filaments-x4", "-o", str(tmp_path / "mito"),
-                              "--iterations", "60"], capsys)
+                              "--iterations", "60", "--members", "2"], capsys)
     assert code == 0, err
     assert "SR ×0.5 to the model's grid" in err  # the 12.5-nm SR images were resampled to 25 nm
     summary = json.loads(out.strip().splitlines()[-1])
     record = json.loads((tmp_path / "mito" / "finetune.json").read_text())
     assert summary["iterations"] == 60 and len(record["pairs"]) == 4
+    # Each SRN fine-tuned from its own weights: the new model is still an ensemble with a disagreement map.
+    assert summary["networks"] == ["srn.pt", "srn_1.pt"] and (tmp_path / "mito" / "sen.pt").is_file()
     assert all(p["correlation"] > 0.5 for p in record["pairs"])
     held_out = range(100, 103)
     before = _score(SFSRM.from_pretrained("filaments-x4", device="cpu"), held_out)
-    after = _score(SFSRM.from_pretrained(tmp_path / "mito", device="cpu"), held_out)
+    tuned = SFSRM.from_pretrained(tmp_path / "mito", device="cpu")
+    assert len(tuned.members) == 1 and tuned.training_range["source"] == "folder"
+    after = _score(tuned, held_out)
     assert after > before + 0.02, (before, after)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
 import warnings
@@ -366,9 +367,18 @@ def check_pixel_size(pixel_size_nm: float | None) -> float | None:
     return value
 
 
-def tiff_metadata(axes: str | None, pixel_size_nm: float | None, ndim: int, z_step_nm: float | None = None) -> dict:
-    """OME metadata for tifffile: axes and the physical pixel size (and z-step) in nm."""
+#: the namespace of the map annotation that holds a written image's notes (:func:`write_image`)
+NOTES_NAMESPACE = "microsr"
+
+
+def tiff_metadata(axes: str | None, pixel_size_nm: float | None, ndim: int, z_step_nm: float | None = None,
+                  notes: dict | None = None) -> dict:
+    """OME metadata for tifffile: axes, the physical pixel size (and z-step) in nm, and ``notes`` as an OME
+    map annotation (key–value pairs that OMERO, Fiji's OME reader and ``tifffile`` show; values as JSON)."""
     metadata: dict = {}
+    if notes:
+        metadata["MapAnnotation"] = {"Namespace": NOTES_NAMESPACE,
+                                     **{key: json.dumps(value) for key, value in notes.items()}}
     if axes:
         metadata["axes"] = axes
     elif ndim <= 4:
@@ -401,7 +411,8 @@ _MRC_DTYPES = {np.dtype(np.float64): np.float32, np.dtype(np.complex128): np.com
 
 
 def write_image(path: str | Path, array, *, pixel_size_nm: float | None = None, axes: str | None = None,
-                overwrite: bool = False, dtype=None, z_step_nm: float | None = None) -> Path:
+                overwrite: bool = False, dtype=None, z_step_nm: float | None = None,
+                notes: dict | None = None) -> Path:
     """Write an array with its pixel size, atomically.
 
     The data go to a hidden ``.<name>.<host>-<pid>-<random>.partial`` sibling that is renamed
@@ -431,6 +442,10 @@ def write_image(path: str | Path, array, *, pixel_size_nm: float | None = None, 
     z_step_nm : float, optional
         Distance between the planes of a Z axis, in nm: OME ``PhysicalSizeZ``; in Zarr the attribute
         ``voxel_size_nm`` (z, y, x) beside ``pixel_size_nm``.
+    notes : dict, optional
+        What a reader of the image must know about how it was made (e.g. an input check's findings),
+        JSON-serializable: an OME map annotation (namespace :data:`NOTES_NAMESPACE`, values as JSON) in
+        TIFF, the attribute ``microsr`` in Zarr; MRC and NPY cannot hold them.
 
     Returns
     -------
@@ -457,7 +472,7 @@ def write_image(path: str | Path, array, *, pixel_size_nm: float | None = None, 
         temp = partial.temp
         if kind == "tiff":
             tifffile.imwrite(temp, array, ome=True, bigtiff=array.nbytes > BIGTIFF_BYTES,
-                             metadata=tiff_metadata(axes, pixel_size_nm, array.ndim, z_step_nm),
+                             metadata=tiff_metadata(axes, pixel_size_nm, array.ndim, z_step_nm, notes),
                              **tiff_resolution(pixel_size_nm))
         elif kind == "mrc":
             with mrcfile.new(temp, overwrite=True) as mrc:
@@ -473,9 +488,44 @@ def write_image(path: str | Path, array, *, pixel_size_nm: float | None = None, 
             store[...] = array
             store.attrs.update({"pixel_size_nm": pixel_size_nm, "axes": axes,
                                 **({"voxel_size_nm": [z_step_nm, pixel_size_nm, pixel_size_nm]}
-                                   if z_step_nm and pixel_size_nm else {})})
+                                   if z_step_nm and pixel_size_nm else {}),
+                                **({"microsr": notes} if notes else {})})
         else:
             with open(temp, "wb") as handle:
                 np.save(handle, array, allow_pickle=False)
         partial.publish()
     return path
+
+
+def image_notes(path: str | Path) -> dict:
+    """The notes :func:`write_image` or :class:`~microsr.io.StackWriter` stored with an image (``{}`` if none).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "sr.tif"
+    >>> _ = write_image(path, np.zeros((4, 4), np.float32), notes={"input_check": []})
+    >>> image_notes(path)
+    {'input_check': []}
+    """
+    path = Path(path)
+    kind = image_format(path)
+    if kind == "zarr":
+        import zarr
+
+        return dict(zarr.open(str(path), mode="r").attrs.get("microsr") or {})
+    if kind != "tiff":
+        return {}
+    import xml.etree.ElementTree as ElementTree
+
+    with tifffile.TiffFile(path) as tif:
+        ome = tif.ome_metadata
+    if not ome:
+        return {}
+    notes = {}
+    for annotation in ElementTree.fromstring(ome).iter():
+        if annotation.tag.endswith("MapAnnotation") and annotation.get("Namespace") == NOTES_NAMESPACE:
+            for entry in annotation.iter():
+                if entry.tag.endswith("}M") or entry.tag == "M":
+                    notes[entry.get("K")] = json.loads(entry.text or "null")
+    return notes

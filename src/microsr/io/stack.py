@@ -67,7 +67,8 @@ class StackWriter:
     """
 
     def __init__(self, path: str | Path, shape: tuple[int, ...], dtype="float32", *,
-                 pixel_size_nm: float | None = None, axes: str | None = None, overwrite: bool = False):
+                 pixel_size_nm: float | None = None, axes: str | None = None, overwrite: bool = False,
+                 notes: dict | None = None):
         kind = image_format(path)
         if kind not in ("tiff", "zarr"):
             raise InputError(f"{path}: stacks are streamed to TIFF (.tif) or Zarr (.zarr), not "
@@ -83,6 +84,7 @@ class StackWriter:
         self.kind = kind
         self.dtype = np.dtype(dtype)
         self.axes = axes
+        self.notes = notes  # as write_image's: an OME map annotation in TIFF, the attribute "microsr" in Zarr
         self.frames_written = 0
         self._partial: PartialOutput | None = None
         self._frames = None
@@ -96,7 +98,8 @@ class StackWriter:
 
                 self._frames = zarr.create_array(store=str(temp), shape=self.shape,
                                                  chunks=(1, *self.shape[1:]), dtype=self.dtype, overwrite=True)
-                self._frames.attrs.update({"pixel_size_nm": self.pixel_size_nm, "axes": self.axes})
+                self._frames.attrs.update({"pixel_size_nm": self.pixel_size_nm, "axes": self.axes,
+                                           **({"microsr": self.notes} if self.notes else {})})
             else:
                 import tifffile
 
@@ -106,7 +109,7 @@ class StackWriter:
                 self._frames = tifffile.memmap(temp, shape=self.shape, dtype=self.dtype, ome=True,
                                                bigtiff=nbytes > BIGTIFF_BYTES,
                                                metadata=tiff_metadata(self.axes, self.pixel_size_nm,
-                                                                      len(self.shape)),
+                                                                      len(self.shape), notes=self.notes),
                                                **tiff_resolution(self.pixel_size_nm))
         except BaseException:
             self._partial.discard()

@@ -49,13 +49,15 @@ RANGE_WORDS = {"psf_fwhm_nm": "apparent PSF width (nm, from its spectrum)", "snr
 
 def _range_slack(quantity: str, low: float, high: float) -> tuple[float, float]:
     """Margin below and above a measured training range before an input is outside it: PSF ±15 % (the
-    spectrum reads a clean field ~10 % sharper than a hazy one of the same PSF), haze ±0.05, SNR 10 % below,
-    density 0.05 above. More signal than trained, or a sparser field, is no risk: no slack bounds them."""
+    spectrum reads a clean field ~10 % sharper than a hazy one of the same PSF), SNR 10 % below, density and
+    haze 0.05 above. More signal than trained, a sparser field or less haze is no risk (less to remove, less
+    to guess): nothing bounds them. The haze measure of a haze-free field depends on its structure (sparse
+    filaments ~0.14, a dense network more), so a lower bound measured on a mix would flag clean inputs."""
     if quantity == "psf_fwhm_nm":
         return 0.15 * low, 0.15 * high
     if quantity == "snr":
         return 0.1 * low, float("inf")
-    if quantity == "density":
+    if quantity in ("density", "haze"):
         return float("inf"), 0.05
     return 0.05, 0.05
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from microsr.errors import InputError
-from microsr.io import check_finite, read_image
+from microsr.io import check_finite, image_notes, read_image
 from microsr.io.atomic import atomic_write_text, check_writable
 from microsr.io.images import pixel_size_of
 from microsr.metrics import confidence, fidelity, resolution
@@ -212,7 +212,9 @@ def evaluate_files(sr: str | Path, out: str | Path, *, reference: str | Path | N
 
     For a stack, the temporal agreement of the frame is measured over the 5 frames around it (only
     those are read). The disagreement map ``sfsrm predict`` writes beside an ensemble's output
-    (:func:`~microsr.pipelines.sfsrm.disagreement_path`) is reported when it is there.
+    (:func:`~microsr.pipelines.sfsrm.disagreement_path`) is reported when it is there, and so is the input
+    check it stored in the SR file (``input_check``: each way the widefield input lay outside the model's
+    training range).
     """
     out = Path(out)
     for name in ("metrics.json", "report.png"):
@@ -237,5 +239,9 @@ def evaluate_files(sr: str | Path, out: str | Path, *, reference: str | Path | N
         temporal_window=window, frame_in_window=frame_in_window, normalization=normalization,
         params=SIMParameters.load(params) if params else None)
     result.metrics["frame"] = frame
+    # sfsrm predict stores its input check in the SR file: a report of that file must not drop it.
+    notes = image_notes(sr)
+    if "input_check" in notes:
+        result.metrics["input_check"] = notes["input_check"]
     write_evaluation(result, out, overwrite)
     return result

