@@ -186,3 +186,18 @@ def test_simulate_sfsrm_specimens(kind, tmp_path, capsys):
 
 def pearson(a, b):
     return float(np.corrcoef(np.ravel(a), np.ravel(b))[0, 1])
+
+
+def test_the_cli_tells_its_version_answers_dash_h_and_lists_the_shipped_models(capsys):
+    import microsr
+
+    code, out, _ = run_cli(["--version"], capsys)
+    assert code == 0 and out.strip() == f"microsr {microsr.__version__}"
+    code, out, _ = run_cli(["sfsrm", "predict", "-h"], capsys)
+    assert code == 0 and "--disagreement" in out
+    code, out, _ = run_cli(["models", "--json"], capsys)
+    listed = {m["name"]: m for m in json.loads(out)}
+    assert code == 0 and {"filaments-x4", "tirf-sim-3x3", "llsm-vesicles-tis"} <= set(listed)
+    assert listed["tirf-sim-3x3"]["method"] == "rDL SIM" and "62.6 nm" in listed["tirf-sim-3x3"]["description"]
+    code, out, _ = run_cli(["models"], capsys)
+    assert code == 0 and "filaments-x4" in out and "MODEL_CARD.md" in out

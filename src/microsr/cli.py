@@ -44,8 +44,28 @@ def _typer(help: str) -> typer.Typer:
     return typer.Typer(no_args_is_help=True, help=help, cls=_Group)
 
 
+# -h as well as --help, on every command: subcommands inherit the root's help option names.
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, cls=_Group,
+                  context_settings={"help_option_names": ["-h", "--help"]},
                   help="Super-resolution microscopy that can be checked against the physics.")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("microsr")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            from microsr import __version__ as number
+        typer.echo(f"microsr {number}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       help="Print microsr's version and exit.")) -> None:
+    """Super-resolution microscopy that can be checked against the physics."""
 simulate_app = _typer("Make synthetic data with known ground truth.")
 sim_app = _typer("Structured illumination: estimate patterns, reconstruct.")
 app.add_typer(simulate_app, name="simulate")
@@ -516,6 +536,23 @@ def selfsup_predict_command(
     summary = predict_selfsup_stack(denoiser, stack, output, memory_mb=memory_mb, overwrite=overwrite,
                                     progress=sys.stderr.isatty())
     typer.echo(json.dumps(summary))
+
+
+@app.command("models", cls=_Command)
+def models_command(
+    as_json: bool = typer.Option(False, "--json", help="One JSON list on stdout instead of the table."),
+):
+    """List the shipped models: name, method, what each is for, and its model card."""
+    from microsr.models.shipped import shipped_model_summaries
+
+    summaries = shipped_model_summaries()
+    if as_json:
+        typer.echo(json.dumps(summaries))
+        return
+    width = max((len(m["name"]) for m in summaries), default=4)
+    for summary in summaries:
+        typer.echo(f"{summary['name']:<{width}}  {summary['method']:<20}  {summary['description']}")
+        typer.echo(f"{'':<{width}}  {'':<20}  card: {summary['card']}")
 
 
 @app.command("demo", cls=_Command)

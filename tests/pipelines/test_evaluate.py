@@ -157,3 +157,18 @@ def test_an_sr_images_resolution_is_called_apparent_and_its_disagreement_map_is_
     assert metrics["resolution_kind"].startswith("apparent")
     assert metrics["ensemble_disagreement_mean"] == pytest.approx(0.05)
     assert metrics["input_check"] == [finding]  # the model was shown an unfamiliar input: the report keeps it
+
+
+def test_a_same_shape_reference_without_a_pixel_size_is_taken_on_the_sr_grid_and_said(tmp_path, capsys):
+    sr = np.random.default_rng(4).random((64, 64)).astype(np.float32)
+    write_image(tmp_path / "sr.tif", sr, pixel_size_nm=30.0, axes="YX")
+    np.save(tmp_path / "truth.npy", sr)  # .npy holds no pixel size
+    code, out, err = run_cli(["evaluate", tmp_path / "sr.tif", "--reference", tmp_path / "truth.npy",
+                              "--out", tmp_path / "eval"], capsys)
+    assert code == 0, err
+    assert "carries no pixel size" in err and "taken on its grid (30 nm)" in err
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["pearson"] == pytest.approx(1.0)
+    np.save(tmp_path / "small.npy", sr[:32, :32])  # another shape: no guess, the flag is asked for
+    code, out, err = run_cli(["evaluate", tmp_path / "sr.tif", "--reference", tmp_path / "small.npy",
+                              "--out", tmp_path / "eval2"], capsys)
+    assert code == 2 and "--reference-pixel-size-nm" in err

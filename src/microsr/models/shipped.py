@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -89,3 +90,29 @@ def method_of(name_or_path: str | Path) -> str:
             return method
     raise InputError(f"{name_or_path} is not a microsr model: give a folder with srn.pt (SFSRM), sr.pt and "
                      "denoiser.pt (rDL SIM) or model.pt, or a shipped model's name")
+
+
+def shipped_model_summaries() -> list[dict]:
+    """Each shipped model as ``{"name", "method", "description", "card"}``: what ``microsr models`` lists.
+
+    The description is the first sentence of the model card's first paragraph, without its parentheses
+    (citations) and markdown emphasis.
+
+    Examples
+    --------
+    >>> [m["method"] for m in shipped_model_summaries() if m["name"] == "filaments-x4"]
+    ['sfsrm']
+    """
+    summaries = []
+    for name in shipped_models():
+        folder = _weights_root() / name
+        method = next(m for m, marker in MARKER_FILES.items() if (folder / marker).exists())
+        card = folder / "MODEL_CARD.md"
+        description = ""
+        if card.is_file():
+            paragraph = card.read_text().split("\n\n")[1] if "\n\n" in card.read_text() else ""
+            text = re.sub(r"\s*\([^()]*\)", "", " ".join(paragraph.split()).replace("*", ""))
+            description = text.split(". ")[0].rstrip(".") + "." if text else ""
+        summaries.append({"name": name, "method": METHOD_NAMES[method], "description": description,
+                          "card": str(card) if card.is_file() else None})
+    return summaries

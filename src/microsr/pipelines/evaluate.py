@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import numpy as np
 from microsr.errors import InputError
 from microsr.io import check_finite, image_notes, read_image
 from microsr.io.atomic import atomic_write_text, check_writable
-from microsr.io.images import pixel_size_of
+from microsr.io.images import PixelSizeWarning, pixel_size_of
 from microsr.metrics import confidence, fidelity, resolution
 from microsr.metrics.artifacts import residual_pattern_index
 from microsr.pipelines.sfsrm import disagreement_path
@@ -42,8 +43,11 @@ class Evaluation:
     curves: dict = field(default_factory=dict)
 
 
-def load_picture(path: str | Path, name: str, pixel_size_nm: float | None, frame: int = 0) -> Picture:
-    """A 2-D image from a file (frame ``frame`` of a stack); the flag's pixel size wins over the file's."""
+def load_picture(path: str | Path, name: str, pixel_size_nm: float | None, frame: int = 0, *,
+                 same_grid_as: Picture | None = None) -> Picture:
+    """A 2-D image from a file (frame ``frame`` of a stack); the flag's pixel size wins over the file's. An
+    image without either that has ``same_grid_as``'s shape is taken on its grid, with a warning saying so
+    (as every image-comparison tool does with two images of one shape)."""
     data = read_image(path, lazy=True)
     array = data.array
     if array.ndim == 3:
@@ -56,6 +60,11 @@ def load_picture(path: str | Path, name: str, pixel_size_nm: float | None, frame
     image = np.asarray(array, dtype=np.float64)
     check_finite(image, f"{name} image {path}")
     pixel = pixel_size_of(data, pixel_size_nm, path)
+    if not pixel and same_grid_as is not None and image.shape == same_grid_as.image.shape:
+        pixel = same_grid_as.pixel_size_nm
+        warnings.warn(f"{path} carries no pixel size and has the {same_grid_as.name.upper()} image's shape "
+                      f"{image.shape}: taken on its grid ({pixel:g} nm); pass --{name.replace('_', '-')}-pixel-size-nm "
+                      "if it is not", PixelSizeWarning, stacklevel=2)
     if not pixel:
         raise InputError(f"{path} carries no pixel size: pass --{name.replace('_', '-')}-pixel-size-nm"
                          if name != "sr" else f"{path} carries no pixel size: pass --pixel-size-nm")
@@ -232,7 +241,8 @@ def evaluate_files(sr: str | Path, out: str | Path, *, reference: str | Path | N
                         and beside != Path(sr) else None)
     result = evaluate(
         sr_picture,
-        reference=load_picture(reference, "reference", reference_pixel_size_nm) if reference else None,
+        reference=(load_picture(reference, "reference", reference_pixel_size_nm, same_grid_as=sr_picture)
+                   if reference else None),
         widefield=load_picture(widefield, "widefield", widefield_pixel_size_nm, frame) if widefield else None,
         frc_pair=load_picture(frc_pair, "frc_pair", same_grid) if frc_pair else None,
         ensemble=[load_picture(p, "ensemble", same_grid) for p in ensemble or []], disagreement_map=disagreement_map,
