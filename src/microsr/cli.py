@@ -84,6 +84,16 @@ class Device(str, Enum):
     cuda = "cuda"
 
 
+DEVICE = typer.Option(Device.auto, "--device", help="Where the networks run: auto (a GPU if there is one), cpu "
+                                                      "or cuda.")
+SEED = typer.Option(0, "--seed", help="Random seed: the same seed gives the same data.")
+
+
+class LRSchedule(str, Enum):
+    constant = "constant"
+    cosine = "cosine"
+
+
 class PhaseSteps(str, Enum):
     equal = "equal"
     free = "free"
@@ -124,11 +134,11 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     _warn([str(message)])
 
 
-@simulate_app.command("sim", cls=_Command)
+@simulate_app.command("sim", cls=_Command, epilog="Example: microsr simulate sim sim_data --size 256 --photons 30 --modulation 0.7")
 def simulate_sim_command(
     outdir: Path = typer.Argument(..., help="Folder for raw.tif, ground_truth.tif, widefield.tif, truth.json."),
     size: int = typer.Option(256, "--size", min=32, help="Raw frame size (pixels, square)."),
-    pixel_size_nm: float = typer.Option(62.6, "--pixel-size-nm"),
+    pixel_size_nm: float = typer.Option(62.6, "--pixel-size-nm", help="Camera pixel size in the sample (nm). 62.6: the rDL TIRF-SIM."),
     na: float = NA,
     wavelength_nm: float = WAVELENGTH,
     angles: int = ANGLES,
@@ -136,12 +146,15 @@ def simulate_sim_command(
     photons: float = typer.Option(30.0, "--photons", help="Peak photons per pixel of the widefield image."),
     pattern_fraction: float = typer.Option(0.92, "--pattern-fraction",
                                            help="Pattern frequency / OTF cut-off."),
-    modulation: float = typer.Option(0.8, "--modulation", min=0.0, max=1.0),
+    modulation: float = typer.Option(0.8, "--modulation", min=0.0, max=1.0,
+                                     help="Pattern modulation depth m, 0–1 (real TIRF-SIM: 0.5–0.9)."),
     angle_deg: Optional[float] = typer.Option(None, "--angle-deg", help="Base angle; random if not given."),
-    phase_jitter_rad: float = typer.Option(0.0, "--phase-jitter-rad"),
-    time_points: int = typer.Option(1, "--time-points", min=1),
+    phase_jitter_rad: float = typer.Option(0.0, "--phase-jitter-rad",
+                                           help="Standard deviation of each frame's phase error (radians)."),
+    time_points: int = typer.Option(1, "--time-points", min=1,
+                                    help="Raw sets to simulate (a movie of the same field, with bleaching)."),
     otf: Optional[Path] = OTF_FILE,
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = SEED,
     overwrite: bool = OVERWRITE,
 ):
     """Simulate a raw 2-D SIM acquisition (filaments and dots) with its ground truth."""
@@ -180,7 +193,7 @@ def _simulate_command(kind: str):
                 density: Optional[float] = typer.Option(None, "--density", help="Signal density (filaments)."),
                 count: Optional[int] = typer.Option(None, "--count", min=1,
                                                     help="Number of chains, pairs or rings (default: the paper's)."),
-                seed: int = typer.Option(0, "--seed"),
+                seed: int = SEED,
                 overwrite: bool = OVERWRITE):
         from microsr.pipelines.simulate import write_widefield_simulation
 
@@ -195,10 +208,11 @@ def _simulate_command(kind: str):
 
 
 for _specimen in Specimen:
-    simulate_app.command(_specimen.value, cls=_Command)(_simulate_command(_specimen.value))
+    simulate_app.command(_specimen.value, cls=_Command,
+                         epilog=f"Example: microsr simulate {_specimen.value} fil --pixel-size-nm 100")(_simulate_command(_specimen.value))
 
 
-@sim_app.command("estimate", cls=_Command)
+@sim_app.command("estimate", cls=_Command, epilog="Example: microsr sim estimate sim_data/raw.tif --json params.json --pixel-size-nm 62.6")
 def sim_estimate_command(
     raw: Path = RAW_FRAMES,
     json_out: Path = typer.Option(..., "--json", help="Where to write the parameters (JSON)."),
@@ -236,7 +250,7 @@ def sim_estimate_command(
     typer.echo(f"wrote {json_out} and {figure or json_out.with_suffix('.png')}")
 
 
-@sim_app.command("reconstruct", cls=_Command)
+@sim_app.command("reconstruct", cls=_Command, epilog="Example: microsr sim reconstruct sim_data/raw.tif -o sim.tif --params params.json")
 def sim_reconstruct_command(
     raw: Path = RAW_FRAMES,
     output: Path = typer.Option(..., "-o", "--output", help="SR image or stack (.tif, .ome.tif, .zarr)."),
@@ -249,13 +263,16 @@ def sim_reconstruct_command(
     angles: int = ANGLES,
     phases: int = PHASES,
     wiener: float = typer.Option(0.05, "--wiener", min=0.0, help="Wiener parameter w (larger: smoother)."),
-    apodization: Apodization = typer.Option(Apodization.otf, "--apodization"),
-    apodization_cutoff: float = typer.Option(1.0, "--apodization-cutoff", min=0.1),
+    apodization: Apodization = typer.Option(Apodization.otf, "--apodization",
+                                            help="Final spectrum shaping: otf (the extended OTF, no ringing), "
+                                                 "cosine (a cosine bell to the cut-off) or none."),
+    apodization_cutoff: float = typer.Option(1.0, "--apodization-cutoff", min=0.1,
+                                             help="Apodization radius as a fraction of the SIM cut-off."),
     average: int = typer.Option(1, "--average", min=0, help="Time points averaged for estimation (0 = all)."),
     phase_steps: PhaseSteps = PHASE_STEPS,
     widefield: Optional[Path] = typer.Option(None, "--widefield", help="Also write the widefield image here."),
     figure: Optional[Path] = typer.Option(None, "--figure", help="Write a widefield-vs-SIM figure (PNG)."),
-    device: Device = typer.Option(Device.auto, "--device"),
+    device: Device = DEVICE,
     batch_size: int = typer.Option(0, "--batch-size", min=0,
                                    help="Frame sets per batch; 0 = auto (1 on CPU, where batching only "
                                         "costs cache, 8 on a GPU)."),
@@ -275,7 +292,7 @@ def sim_reconstruct_command(
     typer.echo(json.dumps(summary))
 
 
-@sim_app.command("check", cls=_Command)
+@sim_app.command("check", cls=_Command, epilog="Example: microsr sim check sim_data/raw.tif --out qc")
 def sim_check_command(
     raw: Path = RAW_FRAMES,
     out: Path = typer.Option(Path("sim_check"), "--out", help="Folder for qc.json and qc.png."),
@@ -309,7 +326,7 @@ class Normalization(str, Enum):
     linear_fit = "linear_fit"
 
 
-@app.command("evaluate", cls=_Command)
+@app.command("evaluate", cls=_Command, epilog="Example: microsr evaluate sr.tif --reference storm.tif --widefield widefield.tif --out eval")
 def evaluate_command(
     sr: Path = typer.Argument(..., help="Super-resolution image (2-D, or a (T, Y, X) stack: see --frame)."),
     out: Path = typer.Option(..., "--out", help="Folder for metrics.json and report.png."),
@@ -320,8 +337,10 @@ def evaluate_command(
     ensemble: Optional[List[Path]] = typer.Option(None, "--ensemble",
                                                   help="Other models' outputs for the same input (repeatable)."),
     pixel_size_nm: Optional[float] = typer.Option(None, "--pixel-size-nm", help="SR pixel size; default: from the file."),
-    reference_pixel_size_nm: Optional[float] = typer.Option(None, "--reference-pixel-size-nm"),
-    widefield_pixel_size_nm: Optional[float] = typer.Option(None, "--widefield-pixel-size-nm"),
+    reference_pixel_size_nm: Optional[float] = typer.Option(None, "--reference-pixel-size-nm", help=(
+        "Reference pixel size (nm); default: from the file, or the SR grid for a reference of the SR's shape.")),
+    widefield_pixel_size_nm: Optional[float] = typer.Option(None, "--widefield-pixel-size-nm",
+                                                            help="Widefield pixel size (nm); default: from the file."),
     frame: int = typer.Option(0, "--frame", min=0, help="Frame of an SR stack to evaluate."),
     normalization: Normalization = typer.Option(Normalization.percentile, "--normalization",
                                                 help="How SR is normalized against the reference."),
@@ -370,17 +389,17 @@ def _train_command(trainer: str, load: str, train: str, config_help: str, doc: s
     return command
 
 
-sfsrm_app.command("train", cls=_Command)(_train_command(
+sfsrm_app.command("train", cls=_Command, epilog="Example: microsr sfsrm train examples/sfsrm_srn_realistic_x4.yaml")(_train_command(
     "microsr.train.sfsrm", "load_sfsrm_config", "train_sfsrm",
     "YAML training configuration (see examples/sfsrm_*.yaml).",
     "Train (or resume) an SEN or SRN; writes model.pt, loss.png and checkpoints into output_dir."))
-rdl_app.command("train", cls=_Command)(_train_command(
+rdl_app.command("train", cls=_Command, epilog="Example: microsr rdl train examples/rdl_denoise_tirf.yaml")(_train_command(
     "microsr.train.rdl", "load_rdl_config", "train_rdl",
     "YAML configuration: task sr (DFCAN) or denoise (rDL denoiser).",
     "Train (or resume) one rDL network; copy model.pt to MODEL/sr.pt or MODEL/denoiser.pt."))
 
 
-@sfsrm_app.command("finetune", cls=_Command)
+@sfsrm_app.command("finetune", cls=_Command, epilog="Example: microsr sfsrm finetune my_pairs --from filaments-x4 -o my_model")
 def sfsrm_finetune_command(
     pairs_dir: Path = typer.Argument(..., help="Folder with widefield/NAME.tif and sr/NAME.tif (STORM, SIM, … of "
                                                 "the same fields)."),
@@ -410,7 +429,7 @@ def sfsrm_finetune_command(
     typer.echo(json.dumps({k: v for k, v in summary.items() if k != "pairs"}))
 
 
-@sfsrm_app.command("predict", cls=_Command)
+@sfsrm_app.command("predict", cls=_Command, epilog="Example: microsr sfsrm predict widefield.tif -o sr.tif")
 def sfsrm_predict_command(
     image: Path = typer.Argument(..., help="Widefield frame (Y, X) or movie (T, Y, X): TIFF, MRC, Zarr."),
     output: Path = typer.Option(..., "-o", "--output", help="SR image or stack (.tif, .zarr)."),
@@ -423,7 +442,7 @@ def sfsrm_predict_command(
     disagreement: bool = typer.Option(True, "--disagreement/--no-disagreement", help=(
         "With an ensemble (a model with srn_1.pt, … or --ensemble): write the members' disagreement map beside "
         "the output (NAME_disagreement.tif) and summarize it on stderr. --no-disagreement: the first SRN only.")),
-    device: Device = typer.Option(Device.auto, "--device"),
+    device: Device = DEVICE,
     overwrite: bool = OVERWRITE,
 ):
     """Super-resolve widefield frames with a trained SFSRM (SEN → edge map → SRN)."""
@@ -446,7 +465,7 @@ class PhaseOrders(str, Enum):
     one = "one"
 
 
-@rdl_app.command("predict", cls=_Command)
+@rdl_app.command("predict", cls=_Command, epilog="Example: microsr rdl predict raw.tif -o rdl.tif")
 def rdl_predict_command(
     raw: Path = typer.Argument(..., help="Raw SIM frames: (A·P, Y, X) or a time series, TIFF/MRC/Zarr."),
     output: Path = typer.Option(..., "-o", "--output", help="rDL SIM image stack (T, 2Y, 2X): .tif or .zarr."),
@@ -466,7 +485,7 @@ def rdl_predict_command(
     phase_orders: PhaseOrders = typer.Option(PhaseOrders.all, "--phase-orders", help=(
         "all: denoise each orientation with its phases in every order and average (no brightness tied to a "
         "network channel reaches the image as a pattern); one: the acquisition's order only, 2P× faster.")),
-    device: Device = typer.Option(Device.auto, "--device"),
+    device: Device = DEVICE,
     overwrite: bool = OVERWRITE,
 ):
     """Denoise raw SIM frames with the pattern in the loop, then reconstruct them (rDL SIM)."""
@@ -490,17 +509,18 @@ class SelfSupMode(str, Enum):
     sis = "sis"
 
 
-@selfsup_app.command("train", cls=_Command)
+@selfsup_app.command("train", cls=_Command, epilog="Example: microsr selfsup train stack.zarr --mode tis -o tis_run")
 def selfsup_train_command(
     stack: Path = typer.Argument(..., help="Noisy (T, Z, Y, X) stack: Zarr, or a folder of TIFF volumes."),
     mode: SelfSupMode = typer.Option(..., "--mode", help="tis: time points 2k ↔ 2k+1; sis: odd ↔ even z-slices."),
     output_dir: Optional[Path] = typer.Option(None, "-o", "--output-dir", help="Run folder (checkpoints, model.pt)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML with any SelfSupConfig keys."),
-    iterations: Optional[int] = typer.Option(None, "--iterations"),
+    iterations: Optional[int] = typer.Option(None, "--iterations", min=1,
+                                             help="Training iterations; default: the config's (1000)."),
     gar_weight: Optional[float] = typer.Option(None, "--gar-weight", help=(
         "Gap-amending regularization, 0 to < 1 (default 0.5): how far the target moves from the "
         "neighbouring planes (SiS) or time point (TiS) towards the input's own. 0 turns it off.")),
-    lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help=(
+    lr_schedule: Optional[LRSchedule] = typer.Option(None, "--lr-schedule", help=(
         "constant, or cosine: the learning rate falls along a half cosine to 1 % by the last iteration.")),
     devices: Optional[str] = DEVICES,
     strategy: Optional[str] = STRATEGY,
@@ -510,13 +530,13 @@ def selfsup_train_command(
     from microsr.train.selfsup import load_selfsup_config, train_selfsup
 
     settings = load_selfsup_config(config, stack=stack, mode=mode.value, iterations=iterations, gar_weight=gar_weight,
-                                   lr_schedule=lr_schedule,
+                                   lr_schedule=lr_schedule.value if lr_schedule else None,
                                    output_dir=output_dir or (None if config else Path("runs") / f"selfsup_{mode.value}"),
                                    **_lightning_overrides(devices, strategy, accelerator))
     _train(settings, train_selfsup)
 
 
-@selfsup_app.command("predict", cls=_Command)
+@selfsup_app.command("predict", cls=_Command, epilog="Example: microsr selfsup predict stack.zarr -o denoised.zarr --model tis_run/model.pt")
 def selfsup_predict_command(
     stack: Path = typer.Argument(..., help="Noisy (T, Z, Y, X) stack: Zarr, or a folder of TIFF volumes."),
     output: Path = typer.Option(..., "-o", "--output", help="Denoised stack (.zarr), chunked like the input."),
@@ -524,7 +544,7 @@ def selfsup_predict_command(
                                                     "or a shipped model (llsm-vesicles-tis)."),
     memory_mb: float = typer.Option(2048.0, "--memory-mb", min=1.0,
                                     help="Memory for tiles, activations and output buffers; sets the tile size."),
-    device: Device = typer.Option(Device.auto, "--device"),
+    device: Device = DEVICE,
     tta: bool = typer.Option(False, "--tta", help="Average over the 8 lateral rotations and flips of each tile: "
                                                   "less noise, 8 times the time."),
     overwrite: bool = OVERWRITE,
@@ -538,7 +558,7 @@ def selfsup_predict_command(
     typer.echo(json.dumps(summary))
 
 
-@app.command("models", cls=_Command)
+@app.command("models", cls=_Command, epilog="Example: microsr models --json")
 def models_command(
     as_json: bool = typer.Option(False, "--json", help="One JSON list on stdout instead of the table."),
 ):
@@ -555,10 +575,10 @@ def models_command(
         typer.echo(f"{'':<{width}}  {'':<20}  card: {summary['card']}")
 
 
-@app.command("demo", cls=_Command)
+@app.command("demo", cls=_Command, epilog="Example: microsr demo demo_out")
 def demo_command(
     outdir: Path = typer.Argument(Path("demo_out"), help="Folder for the demo's files."),
-    overwrite: bool = typer.Option(True, "--overwrite/--no-overwrite"),
+    overwrite: bool = typer.Option(True, "--overwrite/--no-overwrite", help="Replace the files of an earlier demo."),
 ):
     """SIM: simulate, estimate, reconstruct; SFSRM, rDL SIM, TiS-rDL: the shipped models on held-out data. Figures as PNG."""
     from microsr.pipelines.demo import run_all_demos
