@@ -1,5 +1,7 @@
 """SFSRM prediction: a model folder, tiled prediction on any size, stacks, and clear errors."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -210,3 +212,12 @@ def test_the_shipped_ensembles_disagreement_follows_its_error_and_is_higher_on_a
                              for r, _ in (_held_out_prediction(model, kind, seed) for seed in range(3))])
               for kind in ("filaments", "dot-pairs")}
     assert spread["dot-pairs"] > 1.3 * spread["filaments"], spread
+
+
+def test_a_frame_without_a_pixel_size_is_taken_at_the_models_and_said(tmp_path, capsys):
+    np.save(tmp_path / "wf.npy", np.random.default_rng(2).random((32, 32)).astype(np.float32) * 100)
+    code, out, err = run_cli(["sfsrm", "predict", tmp_path / "wf.npy", "-o", tmp_path / "sr.tif", "--no-disagreement"],
+                             capsys)
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert code == 0 and "carries no pixel size: taken as the model's 100 nm" in err
+    assert summary["pixel_size_assumed"] is True and read_image(tmp_path / "sr.tif").pixel_size_nm == pytest.approx(25.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ from tqdm import tqdm
 from microsr.errors import InputError
 from microsr.io import StackWriter, read_image, write_image
 from microsr.io.atomic import check_writable
-from microsr.io.images import pixel_size_of
+from microsr.io.images import PixelSizeWarning, pixel_size_of
 from microsr.metrics.confidence import ensemble_disagreement, relative_disagreement, temporal_agreement
 from microsr.models.sfsrm import SFSRMModel, network_inputs, normalize_input
 from microsr.models.shipped import shipped_models  # noqa: F401 (part of this module's API since 0.1)
@@ -170,7 +171,8 @@ def predict_file(models: list[SFSRM], image: str | Path, output: str | Path, *, 
       :func:`disagreement_path` beside the output. With ``disagreement`` False no map is written, and
       one model uses its first SRN alone.
 
-    The pixel size comes from ``pixel_size_nm`` or the file. Returns a summary (``output``,
+    The pixel size comes from ``pixel_size_nm`` or the file; a file without one is taken at the model's pixel
+    size, with a warning and ``pixel_size_assumed`` in the summary. Returns a summary (``output``,
     ``sr_pixel_size_nm``, ``shape`` or ``frames``, ``input_check`` (:meth:`SFSRMModel.check_range`), and
     ``confidence`` with ``disagreement`` (its mean, 99th percentile and :func:`relative_disagreement`) when a
     map was written). The input
@@ -179,6 +181,12 @@ def predict_file(models: list[SFSRM], image: str | Path, output: str | Path, *, 
     check_writable(output, overwrite)
     data = read_image(image, lazy=True)
     pixel = pixel_size_of(data, pixel_size_nm, image, camera=True)
+    assumed = pixel is None
+    if assumed:  # never silently: the output's pixel size and the input check both rest on this value
+        pixel = models[0].pixel_size_nm
+        warnings.warn(f"{image} carries no pixel size: taken as the model's {pixel:g} nm; pass --pixel-size-nm if "
+                      "it is not (the output's pixel size and the input check depend on it)", PixelSizeWarning,
+                      stacklevel=2)
     array = data.array
     movie = array.ndim == 3 and array.shape[-1] not in (3, 4) and array.shape[0] > 1
     if movie and len(models) > 1:
@@ -192,7 +200,8 @@ def predict_file(models: list[SFSRM], image: str | Path, output: str | Path, *, 
     if movie:
         summary = predict_stack(models[0], array, output, pixel_size_nm=pixel, overwrite=overwrite,
                                 agreement_output=confidence, progress=progress, tile_px=tile_px, ensemble=False)
-        return {**summary, **({"confidence": str(confidence)} if confidence else {})}
+        return {**summary, **({"confidence": str(confidence)} if confidence else {}),
+                **({"pixel_size_assumed": True} if assumed else {})}
     frame = np.asarray(array[0] if array.ndim == 3 and array.shape[0] == 1 else array)
     sr_pixel = pixel / models[0].scale if pixel else None
     input_check = models[0].check_range(models[0].check_input(frame, pixel), pixel)
@@ -210,4 +219,4 @@ def predict_file(models: list[SFSRM], image: str | Path, output: str | Path, *, 
                                                                  "p99": round(float(np.percentile(spread, 99)), 4),
                                                                  "relative": round(relative_disagreement(spread, sr), 4)})
     write_image(output, sr, pixel_size_nm=sr_pixel, axes="YX", overwrite=overwrite, notes=notes)
-    return {**summary, "input_check": input_check}
+    return {**summary, "input_check": input_check, **({"pixel_size_assumed": True} if assumed else {})}
