@@ -78,6 +78,30 @@ selfsup_app = _typer("Self-supervised rDL for lattice light-sheet stacks (TiS / 
 app.add_typer(selfsup_app, name="selfsup")
 
 
+def _run_files(inputs: List[Path], output: Path, task, options: dict, *, workers: int, scheduler: Optional[str],
+               overwrite: bool, single_file_only: dict) -> Optional[dict]:
+    """One input: run ``task`` here and return its summary for the command to print. Several inputs (files,
+    globs, folders): ``output`` is a folder; run them all (Dask with ``workers`` > 1 or a ``scheduler``),
+    print the table on stderr and the items as JSON on stdout, exit 1 if any failed; return None."""
+    from microsr.errors import InputError
+    from microsr.pipelines.batch import batch_table, plan_jobs, run_batch
+
+    jobs, single = plan_jobs(inputs, output)
+    if single:
+        return task(jobs[0][0], jobs[0][1], overwrite=overwrite, progress=sys.stderr.isatty(), **options)
+    for flag, value in single_file_only.items():
+        if value:
+            raise InputError(f"{flag} names one file, and {len(jobs)} inputs were given: leave it out, or run the files "
+                             "one by one")
+    items = run_batch(task, jobs, workers=workers, scheduler=scheduler, overwrite=overwrite,
+                      show_progress=sys.stderr.isatty(), **options)
+    typer.echo(batch_table(items), err=True)
+    typer.echo(json.dumps([item.as_dict() for item in items]))
+    if any(item.status == "failed" for item in items):
+        raise typer.Exit(1)
+    return None
+
+
 class Device(str, Enum):
     auto = "auto"
     cpu = "cpu"
@@ -120,6 +144,10 @@ BACKGROUND = typer.Option("auto", "--background",
                           help="Camera offset to subtract (counts), or 'auto' (a low percentile).")
 OVERWRITE = typer.Option(False, "--overwrite", help="Replace outputs that exist.")
 RAW_FRAMES = typer.Argument(..., help="Raw SIM frames (TIFF, OME-TIFF, MRC, Zarr).")
+WORKERS = typer.Option(1, "--workers", min=1, help="With several inputs: run them on a local Dask cluster of N "
+                                                   "processes (the cores shared among them); 1: one after another.")
+SCHEDULER = typer.Option(None, "--scheduler", help="With several inputs: the address of a running Dask scheduler "
+                                                   "(tcp://host:8786) whose workers run them.")
 PARAMS_FILE = typer.Option(None, "--params", help="Parameters from 'sim estimate'; estimated from the data if not given.")
 
 
@@ -252,8 +280,10 @@ def sim_estimate_command(
 
 @sim_app.command("reconstruct", cls=_Command, epilog="Example: microsr sim reconstruct sim_data/raw.tif -o sim.tif --params params.json")
 def sim_reconstruct_command(
-    raw: Path = RAW_FRAMES,
-    output: Path = typer.Option(..., "-o", "--output", help="SR image or stack (.tif, .ome.tif, .zarr)."),
+    raw: List[Path] = typer.Argument(..., help="Raw SIM frames (TIFF, OME-TIFF, MRC, Zarr); several files, globs or "
+                                               "folders: each is reconstructed into the folder -o."),
+    output: Path = typer.Option(..., "-o", "--output", help="SR image or stack (.tif, .ome.tif, .zarr); with several "
+                                                            "inputs, a folder."),
     params_file: Optional[Path] = PARAMS_FILE,
     pixel_size_nm: Optional[float] = PIXEL,
     na: float = NA,
@@ -276,20 +306,24 @@ def sim_reconstruct_command(
     batch_size: int = typer.Option(0, "--batch-size", min=0,
                                    help="Frame sets per batch; 0 = auto (1 on CPU, where batching only "
                                         "costs cache, 8 on a GPU)."),
+    workers: int = WORKERS,
+    scheduler: Optional[str] = SCHEDULER,
     overwrite: bool = OVERWRITE,
 ):
     """Wiener-reconstruct raw SIM frames onto a 2× grid (every time point of a stack)."""
-    from microsr.pipelines.sim import Optics, reconstruct_file
+    from microsr.pipelines.sim import Optics, reconstruct_file_task
     from microsr.sim.parameters import SIMParameters
 
-    summary, params = reconstruct_file(
-        raw, output, optics=Optics(na, wavelength_nm, str(otf) if otf else None), angles=angles, phases=phases,
-        pixel_size_nm=pixel_size_nm, background=background,
-        params=SIMParameters.load(params_file) if params_file else None, average_time_points=average,
-        phase_steps=phase_steps.value, wiener_weight=wiener, apodization=apodization.value,
-        apodization_cutoff=apodization_cutoff, widefield_output=widefield, figure=figure, device=device.value,
-        batch_size=batch_size, overwrite=overwrite, progress=sys.stderr.isatty())
-    typer.echo(json.dumps(summary))
+    options = dict(optics=Optics(na, wavelength_nm, str(otf) if otf else None), angles=angles, phases=phases,
+                   pixel_size_nm=pixel_size_nm, background=background,
+                   params=SIMParameters.load(params_file) if params_file else None, average_time_points=average,
+                   phase_steps=phase_steps.value, wiener_weight=wiener, apodization=apodization.value,
+                   apodization_cutoff=apodization_cutoff, widefield_output=widefield, figure=figure,
+                   device=device.value, batch_size=batch_size)
+    summary = _run_files(raw, output, reconstruct_file_task, options, workers=workers, scheduler=scheduler,
+                         overwrite=overwrite, single_file_only={"--widefield": widefield, "--figure": figure})
+    if summary is not None:
+        typer.echo(json.dumps(summary))
 
 
 @sim_app.command("check", cls=_Command, epilog="Example: microsr sim check sim_data/raw.tif --out qc")
@@ -431,8 +465,10 @@ def sfsrm_finetune_command(
 
 @sfsrm_app.command("predict", cls=_Command, epilog="Example: microsr sfsrm predict widefield.tif -o sr.tif")
 def sfsrm_predict_command(
-    image: Path = typer.Argument(..., help="Widefield frame (Y, X) or movie (T, Y, X): TIFF, MRC, Zarr."),
-    output: Path = typer.Option(..., "-o", "--output", help="SR image or stack (.tif, .zarr)."),
+    image: List[Path] = typer.Argument(..., help="Widefield frame (Y, X) or movie (T, Y, X): TIFF, MRC, Zarr; several "
+                                                 "files, globs or folders: each is super-resolved into the folder -o."),
+    output: Path = typer.Option(..., "-o", "--output", help="SR image or stack (.tif, .zarr); with several inputs, a "
+                                                            "folder."),
     model: str = typer.Option("filaments-x4", "--model", help="Shipped model name or a folder with srn.pt/sen.pt."),
     pixel_size_nm: Optional[float] = typer.Option(None, "--pixel-size-nm", help="Input pixel size; default: from the file."),
     ensemble: Optional[List[str]] = typer.Option(None, "--ensemble", help="More models: average and disagreement map."),
@@ -443,14 +479,22 @@ def sfsrm_predict_command(
         "With an ensemble (a model with srn_1.pt, … or --ensemble): write the members' disagreement map beside "
         "the output (NAME_disagreement.tif) and summarize it on stderr. --no-disagreement: the first SRN only.")),
     device: Device = DEVICE,
+    workers: int = WORKERS,
+    scheduler: Optional[str] = SCHEDULER,
     overwrite: bool = OVERWRITE,
 ):
     """Super-resolve widefield frames with a trained SFSRM (SEN → edge map → SRN)."""
-    from microsr.pipelines.sfsrm import SFSRM, predict_file
+    from microsr.pipelines.sfsrm import loaded_model, predict_file_task
 
-    models = [SFSRM.from_pretrained(name, device.value) for name in [model, *(ensemble or [])]]
-    summary = predict_file(models, image, output, pixel_size_nm=pixel_size_nm, confidence=confidence, tile_px=tile_px,
-                           overwrite=overwrite, progress=sys.stderr.isatty(), disagreement=disagreement)
+    names = (model, *(ensemble or []))
+    for name in names:  # a wrong model name is one error now, not one per file later
+        loaded_model(name, device.value)
+    options = dict(models=names, device=device.value, pixel_size_nm=pixel_size_nm, confidence=confidence,
+                   tile_px=tile_px, disagreement=disagreement)
+    summary = _run_files(image, output, predict_file_task, options, workers=workers, scheduler=scheduler,
+                         overwrite=overwrite, single_file_only={"--confidence": confidence})
+    if summary is None:
+        return
     if summary.get("disagreement"):
         spread = summary["disagreement"]
         typer.echo(f"disagreement of the ensemble (0–1 scale): mean {spread['mean']:.3f}, 99th percentile "
@@ -467,8 +511,10 @@ class PhaseOrders(str, Enum):
 
 @rdl_app.command("predict", cls=_Command, epilog="Example: microsr rdl predict raw.tif -o rdl.tif")
 def rdl_predict_command(
-    raw: Path = typer.Argument(..., help="Raw SIM frames: (A·P, Y, X) or a time series, TIFF/MRC/Zarr."),
-    output: Path = typer.Option(..., "-o", "--output", help="rDL SIM image stack (T, 2Y, 2X): .tif or .zarr."),
+    raw: List[Path] = typer.Argument(..., help="Raw SIM frames: (A·P, Y, X) or a time series, TIFF/MRC/Zarr; several "
+                                               "files, globs or folders: each goes to the folder -o."),
+    output: Path = typer.Option(..., "-o", "--output", help="rDL SIM image stack (T, 2Y, 2X): .tif or .zarr; with "
+                                                            "several inputs, a folder."),
     model: str = typer.Option("tirf-sim-3x3", "--model",
                               help="Shipped model name, or a folder with sr.pt and denoiser.pt ('microsr rdl train')."),
     denoised_out: Optional[Path] = typer.Option(None, "--denoised-out", help="Also write the denoised raw frames."),
@@ -486,22 +532,25 @@ def rdl_predict_command(
         "all: denoise each orientation with its phases in every order and average (no brightness tied to a "
         "network channel reaches the image as a pattern); one: the acquisition's order only, 2P× faster.")),
     device: Device = DEVICE,
+    workers: int = WORKERS,
+    scheduler: Optional[str] = SCHEDULER,
     overwrite: bool = OVERWRITE,
 ):
     """Denoise raw SIM frames with the pattern in the loop, then reconstruct them (rDL SIM)."""
-    from microsr.optics import load_otf_mrc
-    from microsr.pipelines.rdl_sim import RDLSIM, predict_rdl_stack
+    from microsr.pipelines.rdl_sim import loaded_model, predict_file_task
     from microsr.pipelines.sim import parse_prior
     from microsr.sim.parameters import SIMParameters
 
-    rdl = RDLSIM.from_pretrained(model, device.value, otf=load_otf_mrc(otf) if otf else None)
-    rdl.use_optics(na=na, wavelength_nm=wavelength_nm)
-    summary = predict_rdl_stack(rdl, raw, output, denoised_output=denoised_out, background=background,
-                                params=SIMParameters.load(params) if params else None, pixel_size_nm=pixel_size_nm,
-                                overwrite=overwrite, progress=sys.stderr.isatty(),
-                                prior=parse_prior(prior_angles_deg, prior_spacing_nm),
-                                phase_orders=phase_orders.value)
-    typer.echo(json.dumps(summary))
+    # Loaded here first, so that a wrong model, OTF or optics is one error, not one per file.
+    loaded_model(model, device.value, str(otf) if otf else None, na, wavelength_nm)
+    options = dict(model=model, device=device.value, otf=str(otf) if otf else None, na=na, wavelength_nm=wavelength_nm,
+                   denoised_output=denoised_out, background=background,
+                   params=SIMParameters.load(params) if params else None, pixel_size_nm=pixel_size_nm,
+                   prior=parse_prior(prior_angles_deg, prior_spacing_nm), phase_orders=phase_orders.value)
+    summary = _run_files(raw, output, predict_file_task, options, workers=workers, scheduler=scheduler,
+                         overwrite=overwrite, single_file_only={"--denoised-out": denoised_out})
+    if summary is not None:
+        typer.echo(json.dumps(summary))
 
 
 class SelfSupMode(str, Enum):

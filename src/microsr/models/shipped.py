@@ -116,3 +116,11 @@ def shipped_model_summaries() -> list[dict]:
         summaries.append({"name": name, "method": METHOD_NAMES[method], "description": description,
                           "card": str(card) if card.is_file() else None})
     return summaries
+
+
+def model_signature(name_or_path: str | Path, method: str) -> tuple:
+    """What identifies a model's files as they are now (name, size, modification time of each ``.pt``): a cache
+    of loaded models keyed by it never serves weights that were retrained since."""
+    path = model_folder(name_or_path, method)
+    files = sorted(path.glob("*.pt")) if path.is_dir() else [path]
+    return tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.exists())

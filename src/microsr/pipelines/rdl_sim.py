@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -16,7 +17,8 @@ from microsr.io import StackWriter
 from microsr.io.atomic import check_writable
 from microsr.metrics import residual_pattern_index
 from microsr.models.rdl import RDLModel, estimated_modulated_images, normalize_raw, phase_order
-from microsr.optics import OTF
+from microsr.models.shipped import model_signature
+from microsr.optics import OTF, load_otf_mrc
 from microsr.pipelines.sim import SIMReconstructor, open_raw, resolve_background
 from microsr.sim.estimate import repair_pixels, stuck_pixels
 from microsr.sim.parameters import SIMParameters
@@ -183,3 +185,26 @@ def predict_rdl_stack(model: RDLSIM, raw_path: str | Path, output: str | Path, *
     return {"output": str(output), "time_points": count, "sim_pixel_size_nm": pixel / 2,
             "denoised_output": str(denoised_output) if denoised_output else None,
             "residual_pattern_index": worst, "params": first.params.to_dict()}
+
+
+def loaded_model(model: str, device: str, otf: str | None, na: float | None, wavelength_nm: float | None) -> RDLSIM:
+    """An rDL SIM model with its optics, loaded once per process (a batch's worker loads it for its first file
+    only) and again only when its files change."""
+    return _load_cached(str(model), device, otf, na, wavelength_nm, model_signature(model, "rdl"))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(model: str, device: str, otf: str | None, na: float | None, wavelength_nm: float | None,
+                 signature: tuple) -> RDLSIM:
+    rdl = RDLSIM.from_pretrained(model, device, otf=load_otf_mrc(otf) if otf else None)
+    rdl.use_optics(na=na, wavelength_nm=wavelength_nm)
+    return rdl
+
+
+def predict_file_task(raw: str | Path, output: str | Path, *, model: str = "tirf-sim-3x3", device: str = "auto",
+                      otf: str | None = None, na: float | None = None, wavelength_nm: float | None = None,
+                      **options) -> dict:
+    """:func:`predict_rdl_stack` with the model named, not loaded: what ``rdl predict`` runs per file, here or on a
+    Dask worker (:mod:`microsr.pipelines.batch`), where the model is loaded once per process."""
+    return predict_rdl_stack(loaded_model(str(model), device, str(otf) if otf else None, na, wavelength_nm), raw, output,
+                             **options)

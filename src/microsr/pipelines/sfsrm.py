@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from microsr.io.atomic import check_writable
 from microsr.io.images import PixelSizeWarning, pixel_size_of
 from microsr.metrics.confidence import ensemble_disagreement, relative_disagreement, temporal_agreement
 from microsr.models.sfsrm import SFSRMModel, network_inputs, normalize_input
-from microsr.models.shipped import shipped_models  # noqa: F401 (part of this module's API since 0.1)
+from microsr.models.shipped import model_signature, shipped_models  # noqa: F401 (shipped_models: API since 0.1)
 from microsr.resample import bicubic_upsample
 from microsr.tiling import predict_tiled
 
@@ -220,3 +221,21 @@ def predict_file(models: list[SFSRM], image: str | Path, output: str | Path, *, 
                                                                  "relative": round(relative_disagreement(spread, sr), 4)})
     write_image(output, sr, pixel_size_nm=sr_pixel, axes="YX", overwrite=overwrite, notes=notes)
     return {**summary, "input_check": input_check, **({"pixel_size_assumed": True} if assumed else {})}
+
+
+def loaded_model(name: str, device: str) -> SFSRM:
+    """A model by name or folder, loaded once per process (a batch's worker loads it for its first file only)
+    and again only when its files change."""
+    return _load_cached(str(name), device, model_signature(name, "sfsrm"))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(name: str, device: str, signature: tuple) -> SFSRM:
+    return SFSRM.from_pretrained(name, device=device)
+
+
+def predict_file_task(image: str | Path, output: str | Path, *, models: tuple[str, ...] = ("filaments-x4",),
+                      device: str = "auto", **options) -> dict:
+    """:func:`predict_file` with the models named, not loaded: what ``sfsrm predict`` runs per file, here or on
+    a Dask worker (:mod:`microsr.pipelines.batch`), where each model is loaded once per process."""
+    return predict_file([loaded_model(str(name), device) for name in models], image, output, **options)

@@ -381,3 +381,9 @@ def check_file(raw: str | Path, out: str | Path, *, optics: Optics = Optics(), a
     qc_figure(paths["figure"], contrast, pixel, intensity["frame_means"], sim_image, pattern, flags,
               title=f"SIM check of {Path(raw).name}", overwrite=overwrite)
     return {**report, "json": str(paths["json"]), "figure": str(paths["figure"])}
+
+
+def reconstruct_file_task(raw: str | Path, output: str | Path, **options) -> dict:
+    """:func:`reconstruct_file`'s summary alone: what ``sim reconstruct`` runs per file, here or on a Dask worker
+    (:mod:`microsr.pipelines.batch`)."""
+    return reconstruct_file(raw, output, **options)[0]
