@@ -199,6 +199,8 @@ def test_the_cli_tells_its_version_answers_dash_h_and_lists_the_shipped_models(c
     listed = {m["name"]: m for m in json.loads(out)}
     assert code == 0 and {"filaments-x4", "tirf-sim-3x3", "llsm-vesicles-tis"} <= set(listed)
     assert listed["tirf-sim-3x3"]["method"] == "rDL SIM" and "62.6 nm" in listed["tirf-sim-3x3"]["description"]
+    assert listed["tirf-sim-3x3"]["trained_on"]["pixel_size_nm"] == 62.6 and listed["tirf-sim-3x3"]["parameters"] > 0
+    assert set(listed["filaments-x4"]["trained_on"]["measured"]) == {"psf_fwhm_nm", "snr", "haze", "density"}
     code, out, _ = run_cli(["models"], capsys)
     assert code == 0 and "filaments-x4" in out and "MODEL_CARD.md" in out
 

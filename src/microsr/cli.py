@@ -611,7 +611,7 @@ def selfsup_predict_command(
 def models_command(
     as_json: bool = typer.Option(False, "--json", help="One JSON list on stdout instead of the table."),
 ):
-    """List the shipped models: name, method, what each is for, and its model card."""
+    """List the shipped models: name, method, what each is for, size, what it was trained on, its model card."""
     from microsr.models.shipped import shipped_model_summaries
 
     summaries = shipped_model_summaries()
@@ -620,8 +620,14 @@ def models_command(
         return
     width = max((len(m["name"]) for m in summaries), default=4)
     for summary in summaries:
+        indent = " " * (width + 24)
         typer.echo(f"{summary['name']:<{width}}  {summary['method']:<20}  {summary['description']}")
-        typer.echo(f"{'':<{width}}  {'':<20}  card: {summary['card']}")
+        trained = {k: v for k, v in summary["trained_on"].items() if k != "measured"}
+        typer.echo(f"{indent}{summary['parameters'] / 1e6:.2f} M parameters, {summary['size_mb']:g} MB; trained for "
+                   + ", ".join(f"{k} {v}" for k, v in trained.items()))
+        for quantity, (low, high) in summary["trained_on"].get("measured", {}).items():
+            typer.echo(f"{indent}inputs' {quantity}: {low:g}–{high:g}")
+        typer.echo(f"{indent}card: {summary['card']}")
 
 
 @app.command("demo", cls=_Command, epilog="Example: microsr demo demo_out")

@@ -92,8 +92,29 @@ def method_of(name_or_path: str | Path) -> str:
                      "denoiser.pt (rDL SIM) or model.pt, or a shipped model's name")
 
 
+def _network_facts(folder: Path) -> dict:
+    """Sizes and training facts of a model folder's networks, read from their files."""
+    parameters, size, trained_on = 0, 0, {}
+    for file in sorted(folder.glob("*.pt")):
+        saved = torch.load(file, map_location="cpu", weights_only=True)
+        parameters += sum(int(t.numel()) for t in saved.get("state_dict", {}).values())
+        size += file.stat().st_size
+        if "acquisition" in saved:
+            trained_on.update(saved["acquisition"])
+        if "lr_pixel_nm" in saved:
+            trained_on["pixel_size_nm"] = saved["lr_pixel_nm"]
+        measured = (saved.get("training_range") or {}).get("measured")
+        if measured and "measured" not in trained_on:  # the first network's (sen.pt before srn.pt): the one checked
+            trained_on["measured"] = {k: [round(float(v), 3) for v in pair] for k, pair in measured.items()}
+        if "patch_size" in saved:
+            trained_on["patch_size"] = list(saved["patch_size"])
+    return {"parameters": parameters, "size_mb": round(size / 2**20, 2), "trained_on": trained_on}
+
+
 def shipped_model_summaries() -> list[dict]:
-    """Each shipped model as ``{"name", "method", "description", "card"}``: what ``microsr models`` lists.
+    """Each shipped model as ``{"name", "method", "description", "card", "parameters", "size_mb", "trained_on"}``:
+    what ``microsr models`` lists (``trained_on``: the acquisition or pixel size the networks were trained for and,
+    for SFSRM, the measured range of their training inputs that every prediction is checked against).
 
     The description is the first sentence of the model card's first paragraph, without its parentheses
     (citations) and markdown emphasis.
@@ -114,7 +135,7 @@ def shipped_model_summaries() -> list[dict]:
             text = re.sub(r"\s*\([^()]*\)", "", " ".join(paragraph.split()).replace("*", ""))
             description = text.split(". ")[0].rstrip(".") + "." if text else ""
         summaries.append({"name": name, "method": METHOD_NAMES[method], "description": description,
-                          "card": str(card) if card.is_file() else None})
+                          "card": str(card) if card.is_file() else None, **_network_facts(folder)})
     return summaries
 
 
