@@ -404,6 +404,8 @@ def _train(settings, train, devices: Optional[str] = None, strategy: Optional[st
     """Run ``train(settings)`` with the Lightning flags applied and say what it wrote."""
     settings = settings.model_copy(update=_lightning_overrides(devices, strategy, accelerator))
     model_path = train(settings, progress=sys.stderr.isatty())
+    if model_path is None:  # another rank of a DDP run: the first one exports and says so
+        return
     typer.echo(f"wrote {model_path} and {settings.output_dir / 'loss.png'}")
 
 

@@ -17,6 +17,7 @@ import tifffile
 
 from microsr.errors import InputError
 from microsr.io.atomic import PartialOutput, check_writable
+from microsr.io.ome_zarr import create_multiscale, read_multiscale, write_whole
 
 SUPPORTED = "TIFF/OME-TIFF (.tif, .tiff, .ome.tif), MRC (.mrc), Zarr (.zarr) or NumPy (.npy)"
 FORMAT_NAMES = {"tiff": "TIFF", "mrc": "MRC", "zarr": "Zarr", "npy": "NumPy"}
@@ -340,8 +341,12 @@ def _read_zarr(path: Path, lazy: bool) -> ImageData:
 
     node = zarr.open(str(path), mode="r")
     if not isinstance(node, zarr.Array):
-        raise InputError(f"{path} is a Zarr group, not an array: give the path of the array inside it "
-                         f"(e.g. {path / '0'})")
+        try:
+            array, axes, pixel, z_step, note = read_multiscale(node)
+        except (KeyError, IndexError, TypeError):
+            raise InputError(f"{path} is a Zarr group, not an array nor an OME-Zarr image: give the path of the array "
+                             f"inside it (e.g. {path / '0'})") from None
+        return ImageData(array if lazy else array[...], pixel, axes, z_step_nm=z_step, pixel_size_note=note)
     attrs = dict(node.attrs)
     pixel_size_nm = attrs.get("pixel_size_nm")
     voxel = attrs.get("voxel_size_nm")
@@ -392,6 +397,15 @@ def tiff_metadata(axes: str | None, pixel_size_nm: float | None, ndim: int, z_st
     return metadata
 
 
+def zarr_attributes(axes: str | None, pixel_size_nm: float | None, z_step_nm: float | None = None,
+                    notes: dict | None = None) -> dict:
+    """microsr's own attributes of a Zarr image, beside the NGFF metadata: what readers of plain Zarr arrays
+    (microsr before OME-Zarr) look for, and the notes."""
+    return {"pixel_size_nm": pixel_size_nm, "axes": axes,
+            **({"voxel_size_nm": [z_step_nm, pixel_size_nm, pixel_size_nm]} if z_step_nm and pixel_size_nm else {}),
+            **({"microsr": notes} if notes else {})}
+
+
 def tiff_resolution(pixel_size_nm: float | None) -> dict:
     """Baseline TIFF resolution tags (pixels per cm), for readers that ignore OME metadata."""
     if not pixel_size_nm:
@@ -425,7 +439,8 @@ def write_image(path: str | Path, array, *, pixel_size_nm: float | None = None, 
     path : str or Path
         ``.tif``/``.tiff``/``.ome.tif`` (always written as OME-TIFF, BigTIFF beyond ~2 GB),
         ``.mrc`` (at most 3-D; pixel size as voxel size in Å; float64 and wide integers are stored
-        as float32), ``.zarr`` (one chunk per frame; attributes ``pixel_size_nm`` and ``axes``) or
+        as float32), ``.zarr`` (OME-Zarr, NGFF 0.5: a pyramid halved in-plane down to 512 px, axes with
+        types and nm units, one chunk per plane; see :mod:`microsr.io.ome_zarr`) or
         ``.npy`` (no metadata). Missing parent folders are created when writing starts, and
         removed again if writing fails.
     array : array-like
@@ -480,16 +495,10 @@ def write_image(path: str | Path, array, *, pixel_size_nm: float | None = None, 
                 if pixel_size_nm:
                     mrc.voxel_size = pixel_size_nm * 10.0
         elif kind == "zarr":
-            import zarr
-
-            chunks = (1, *array.shape[1:]) if array.ndim >= 3 else array.shape
-            store = zarr.create_array(store=str(temp), shape=array.shape, chunks=chunks, dtype=array.dtype,
-                                      overwrite=True)
-            store[...] = array
-            store.attrs.update({"pixel_size_nm": pixel_size_nm, "axes": axes,
-                                **({"voxel_size_nm": [z_step_nm, pixel_size_nm, pixel_size_nm]}
-                                   if z_step_nm and pixel_size_nm else {}),
-                                **({"microsr": notes} if notes else {})})
+            levels = create_multiscale(temp, array.shape, array.dtype, axes, pixel_size_nm=pixel_size_nm,
+                                       z_step_nm=z_step_nm,
+                                       attributes=zarr_attributes(axes, pixel_size_nm, z_step_nm, notes))
+            write_whole(levels, array)
         else:
             with open(temp, "wb") as handle:
                 np.save(handle, array, allow_pickle=False)

@@ -10,7 +10,8 @@ import numpy as np
 from microsr.errors import InputError
 from microsr.io.atomic import PartialOutput, check_writable
 from microsr.io.images import (BIGTIFF_BYTES, ImageData, check_pixel_size, image_format, read_image, tiff_metadata,
-                               tiff_resolution)
+                               tiff_resolution, zarr_attributes)
+from microsr.io.ome_zarr import create_multiscale, write_block
 
 
 def open_stack(path: str | Path) -> ImageData:
@@ -88,18 +89,18 @@ class StackWriter:
         self.frames_written = 0
         self._partial: PartialOutput | None = None
         self._frames = None
+        self._levels: list = []
 
     def __enter__(self) -> StackWriter:
         self._partial = PartialOutput(self.path, directory=self.kind == "zarr")
         temp = self._partial.temp
         try:
             if self.kind == "zarr":
-                import zarr
-
-                self._frames = zarr.create_array(store=str(temp), shape=self.shape,
-                                                 chunks=(1, *self.shape[1:]), dtype=self.dtype, overwrite=True)
-                self._frames.attrs.update({"pixel_size_nm": self.pixel_size_nm, "axes": self.axes,
-                                           **({"microsr": self.notes} if self.notes else {})})
+                self._levels = create_multiscale(temp, self.shape, self.dtype, self.axes,
+                                                 pixel_size_nm=self.pixel_size_nm,
+                                                 attributes=zarr_attributes(self.axes, self.pixel_size_nm,
+                                                                            notes=self.notes))
+                self._frames = self._levels[0]
             else:
                 import tifffile
 
@@ -133,11 +134,14 @@ class StackWriter:
         if block.shape[1:] != self.shape[1:] or end > self.shape[0]:
             raise ValueError(f"block of shape {block.shape} does not fit stack {self.shape} after "
                              f"{self.frames_written} frames")
-        self._frames[self.frames_written:end] = block
+        if self._levels:  # OME-Zarr: the block goes to every level of the pyramid at once
+            write_block(self._levels, self.frames_written, block)
+        else:
+            self._frames[self.frames_written:end] = block
         self.frames_written = end
 
     def __exit__(self, exc_type, exc, traceback) -> bool:
-        frames, self._frames = self._frames, None
+        frames, self._frames, self._levels = self._frames, None, []
         try:
             if isinstance(frames, np.memmap):
                 frames.flush()

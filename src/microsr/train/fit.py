@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import json
 import logging
+import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -62,11 +64,13 @@ def run_training(config: RunSettings, build: Callable[[], NetworkTraining],
                  progress: bool = True) -> Path:
     """A whole training run, the same for every method: prepare ``config.output_dir``, seed, ``build()`` the
     module (after seeding, so its initial weights follow ``config.seed``), :func:`fit` it (resuming a killed
-    run), ``export(module, output_dir)`` the model file, and plot the losses. Returns the model file."""
+    run), ``export(module, output_dir)`` the model file, and plot the losses. Returns the model file; None in
+    the other processes of a DDP run, which leave the export to the first."""
     output = prepare_output(config)
     L.seed_everything(config.seed, workers=True, verbose=False)
     module = build()
-    fit(module, make_loader, config, progress=progress)
+    if not fit(module, make_loader, config, progress=progress):
+        return None  # another DDP rank: the first one exports
     path = export(module, output)
     plot_losses(output / "losses.csv", output / "loss.png")
     return path
@@ -76,18 +80,40 @@ def prepare_output(config) -> Path:
     """Create the output folder and record the configuration the run was started with."""
     output = Path(config.output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    (output / "config.json").write_text(config.model_dump_json(indent=2))
+    if not launched_copy():
+        (output / "config.json").write_text(config.model_dump_json(indent=2))
     return output
 
 
-def fit(module, make_loader, config: RunSettings, *, progress: bool = True) -> None:
+def launched_copy() -> bool:
+    """Whether this process is a copy of the command that Lightning's DDP launcher started for another rank
+    (it sets ``LOCAL_RANK``/``NODE_RANK``): such a copy leaves the run's files to the first process."""
+    return os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
+
+
+def check_ranks_agree(trainer, module, output: Path) -> None:
+    """After a DDP run: gather every rank's weights and record, in ``ddp.json``, how far they are from rank 0's
+    (0 when DDP did its job: the same averaged gradients applied to the same start)."""
+    weights = torch.nn.utils.parameters_to_vector([p for p in module.parameters()]).detach()
+    gathered = trainer.strategy.all_gather(weights)
+    if trainer.is_global_zero:
+        difference = float((gathered - gathered[0]).abs().max())
+        (output / "ddp.json").write_text(json.dumps({"ranks": int(gathered.shape[0]),
+                                                     "max_weight_difference": difference}) + "\n")
+        if difference > 0:
+            log.warning("DDP ranks ended with different weights (max difference %.3g): the run is not one "
+                        "model; check the strategy", difference)
+
+
+def fit(module, make_loader, config: RunSettings, *, progress: bool = True) -> bool:
     """Fit ``module`` until it has done ``config.total_iterations``, resuming from ``checkpoints/last.ckpt``.
 
     Shared by every trainer of the project (SFSRM, rDL SIM, self-supervised). ``make_loader(resumes)`` gives the training
     batches; a resumed run passes a new ``resumes`` count so it draws fresh simulated patches rather
     than replaying the ones already seen. The module must count its iterations in a buffer named
     ``iteration`` and stop the trainer itself when done: the patch streams are endless, and this
-    lets a resumed run go on with more iterations than the first one had.
+    lets a resumed run go on with more iterations than the first one had. Returns False in the other
+    processes of a DDP run (they export nothing), True in the first.
     """
     # Lightning's advice for generic GAN loops does not apply here: the frozen feature network is in
     # eval mode on purpose, and checkpoints hold the state after each iteration, which is what resume needs.
@@ -98,12 +124,15 @@ def fit(module, make_loader, config: RunSettings, *, progress: bool = True) -> N
     last = output / "checkpoints" / "last.ckpt"
     starts = output / "starts.txt"
     resumes = int(starts.read_text()) if starts.exists() else 0
-    starts.write_text(f"{resumes + 1}\n")
+    if launched_copy():  # the first process counted this start before it launched the copies
+        resumes = max(0, resumes - 1)
+    else:
+        starts.write_text(f"{resumes + 1}\n")
     checkpoint = ModelCheckpoint(dirpath=output / "checkpoints", save_last=True, save_top_k=0,
                                  every_n_train_steps=config.checkpoint_every)
     if _iterations_in(last) >= config.total_iterations:  # finished before: just export again
         module.load_state_dict(torch.load(last, map_location="cpu", weights_only=False)["state_dict"])
-        return
+        return not launched_copy()
     trainer = L.Trainer(max_epochs=-1, accelerator=config.accelerator,
                         devices=config.devices, strategy=config.strategy, callbacks=[checkpoint],
                         enable_progress_bar=progress, logger=False, enable_model_summary=False,
@@ -122,6 +151,9 @@ def fit(module, make_loader, config: RunSettings, *, progress: bool = True) -> N
                              "to another configuration; use a new output_dir") from None
         raise
     trainer.save_checkpoint(last)
+    if trainer.world_size > 1:
+        check_ranks_agree(trainer, module, output)
+    return trainer.is_global_zero
 
 
 def _iterations_in(checkpoint: Path) -> int:

@@ -39,7 +39,7 @@ from microsr.sim.parameters import SIMParameters
 from microsr.sim.reconstruct import ReconstructionSettings, reconstruct
 from microsr.synthetic.defects import AcquisitionDefects
 from microsr.synthetic.sim_raw import SPECIMENS, sim_resolution_fwhm_nm, sim_target, simulate_sim
-from microsr.train.streams import worker_indices
+from microsr.train.streams import stream_rng, worker_indices
 
 #: What a sample trains: the SR network's (raw frames → SIM image) or the denoiser's (one orientation).
 TASKS = ("sr", "denoise")
@@ -602,8 +602,7 @@ class FolderRawPairs(IterableDataset):
                 for _ in range(count)]
 
     def __iter__(self):
-        info = torch.utils.data.get_worker_info()
-        rng = np.random.default_rng((self.seed, self.seed_offset, info.id if info else 0))
+        rng = stream_rng(self.seed, self.seed_offset)
         while True:
             yield from self.samples(1, rng)
 

@@ -34,6 +34,7 @@ from torch.utils.data import IterableDataset
 from microsr.errors import InputError
 from microsr.io.volumes import check_volume_axes, open_volume_stack
 from microsr.models.selfsup import MODES, probe_normalization, sis_split
+from microsr.train.streams import stream_rng
 
 
 def tis_pairs(n_time: int) -> list[tuple[int, int]]:
@@ -276,7 +277,6 @@ class SelfSupervisedPatches(IterableDataset):
                          "stack to the cell, or give background= explicitly")
 
     def __iter__(self):
-        info = torch.utils.data.get_worker_info()
-        rng = np.random.default_rng((self.seed, self.seed_offset, info.id if info else 0))
+        rng = stream_rng(self.seed, self.seed_offset)
         while True:
             yield self.sample(rng)

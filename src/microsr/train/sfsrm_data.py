@@ -16,7 +16,7 @@ from microsr.synthetic import training_pair
 from microsr.synthetic.defects import AcquisitionDefects
 from microsr.synthetic.widefield import widefield_pair
 from microsr.train.sfsrm_config import DataConfig
-from microsr.train.streams import worker_indices
+from microsr.train.streams import stream_rng, worker_indices
 
 #: A high-SNR twin of each noisy simulated input: the denoiser's (SEN's) target.
 CLEAN_SNR = 200.0
@@ -126,8 +126,7 @@ class FolderPatches(IterableDataset):
         self.seed_offset = seed_offset
 
     def __iter__(self):
-        info = torch.utils.data.get_worker_info()
-        rng = np.random.default_rng((self.config.seed, self.seed_offset, info.id if info else 0))
+        rng = stream_rng(self.config.seed, self.seed_offset)
         size = self.config.lr_patch_px
         while True:
             lr, hr = self.pairs[rng.integers(len(self.pairs))]
