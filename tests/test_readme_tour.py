@@ -245,6 +245,6 @@ def test_every_command_of_the_tour_runs_and_prints_what_the_readme_says(tmp_path
         metrics = json.loads((tmp_path / folder / "metrics.json").read_text())
         assert metrics["resolution_nm"] < ratio * metrics["widefield_resolution_nm"], (folder, metrics)
     assert (tmp_path / "sr_ensemble_disagreement.tif").is_file()
-    agreement = zarr.open_array(str(tmp_path / "agreement.zarr"), mode="r")
-    assert agreement.shape == zarr.open_array(str(tmp_path / "sr_movie.zarr"), mode="r").shape
+    agreement = zarr.open_array(str(tmp_path / "agreement.zarr" / "0"), mode="r")  # OME-Zarr: level 0 of the pyramid
+    assert agreement.shape == zarr.open_array(str(tmp_path / "sr_movie.zarr" / "0"), mode="r").shape
     assert np.isfinite(np.asarray(agreement)).all()

@@ -76,6 +76,8 @@ rdl_app = _typer("rDL SIM: pattern-informed denoising of raw SIM frames.")
 app.add_typer(rdl_app, name="rdl")
 selfsup_app = _typer("Self-supervised rDL for lattice light-sheet stacks (TiS / SiS), no clean data.")
 app.add_typer(selfsup_app, name="selfsup")
+export_app = _typer("Export a model to another tool's format.")
+app.add_typer(export_app, name="export")
 
 
 def _run_files(inputs: List[Path], output: Path, task, options: dict, *, workers: int, scheduler: Optional[str],
@@ -607,6 +609,19 @@ def selfsup_predict_command(
     summary = predict_selfsup_stack(denoiser, stack, output, memory_mb=memory_mb, overwrite=overwrite,
                                     progress=sys.stderr.isatty())
     typer.echo(json.dumps(summary))
+
+
+@export_app.command("bioimageio", cls=_Command,
+                    epilog="Example: microsr export bioimageio filaments-x4 -o sfsrm_filaments_x4.zip")
+def export_bioimageio_command(
+    model: str = typer.Argument(..., help="A shipped model name ('microsr models') or a model folder."),
+    output: Path = typer.Option(..., "-o", "--output", help="The bioimage.io model package to write (.zip)."),
+    overwrite: bool = OVERWRITE,
+):
+    """Write a bioimage.io model (format 0.5) that Fiji, napari, ilastik and bioimageio.core run (SFSRM, TiS/SiS)."""
+    from microsr.pipelines.export import export_bioimageio
+
+    typer.echo(json.dumps(export_bioimageio(model, output, overwrite=overwrite)))
 
 
 @app.command("models", cls=_Command, epilog="Example: microsr models --json")
