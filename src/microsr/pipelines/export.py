@@ -21,8 +21,13 @@ import torch
 from microsr.errors import InputError
 from microsr.io.atomic import check_writable
 from microsr.models.packaged import SelfSupNetwork, SFSRMNetwork
+from microsr.models.selfsup import load_network
 from microsr.models.shipped import method_of, model_folder
+from microsr.pipelines.selfsup import SelfSupDenoiser
+from microsr.pipelines.sfsrm import SFSRM
 from microsr.report import comparison_figure
+from microsr.synthetic.llsm import simulate_llsm
+from microsr.synthetic.widefield import widefield_pair
 
 #: Why rDL SIM is not exported (said by the command, and in the model card).
 RDL_NOT_EXPORTED = ("rDL SIM is not one tensor in → one out: every prediction first estimates the illumination "
@@ -57,9 +62,6 @@ def _torchscript(network: torch.nn.Module, example: torch.Tensor, path: Path) ->
 
 
 def _sfsrm_parts(name: str, work: Path) -> dict:
-    from microsr.pipelines.sfsrm import SFSRM
-    from microsr.synthetic.widefield import widefield_pair
-
     model = SFSRM.from_pretrained(name, device="cpu")
     network = SFSRMNetwork.from_model(model)
     widefield = widefield_pair("filaments", lr_patch_px=64, fwhm_nm=250.0, snr=15.0, haze=0.5, seed=7).noisy
@@ -76,10 +78,6 @@ def _sfsrm_parts(name: str, work: Path) -> dict:
 
 
 def _selfsup_parts(name: str, work: Path) -> dict:
-    from microsr.models.selfsup import load_network
-    from microsr.pipelines.selfsup import SelfSupDenoiser
-    from microsr.synthetic.llsm import simulate_llsm
-
     path = model_folder(name, "selfsup")
     rcan, info = load_network(path / "model.pt" if path.is_dir() else path)
     denoiser = SelfSupDenoiser.from_pretrained(name, device="cpu")
