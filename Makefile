@@ -7,21 +7,34 @@ STAMP  := $(VENV)/.installed
 WHEELS := $(wildcard /opt/wheels)
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check $(if $(WHEELS),--find-links $(WHEELS),)
 
-.PHONY: setup demo test bench shipped-model paper-models rdl-models selfsup-models clean
+.PHONY: setup system-deps demo test bench shipped-model paper-models rdl-models selfsup-models clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) torch==2.13.0
-	$(PIP) -e '.[dev,bioimageio]'
+	$(PIP) -e '.[dev,bioimageio,napari]'
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/microsr demo demo_out
 
-test: $(STAMP)
-	$(PY) -m pytest -q
+# What napari's tests need from Debian: a virtual display and the xcb/GL libraries Qt loads.
+XVFB_PACKAGES = xvfb xauth libxkbcommon-x11-0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 \
+	libxcb-render-util0 libxcb-xinerama0 libxcb-xinput0 libxcb-xfixes0 libxcb-shape0 libxcb-cursor0 libgl1 \
+	libegl1 libfontconfig1 libdbus-1-3
+
+system-deps:
+	@command -v xvfb-run >/dev/null 2>&1 || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get install -y -qq --no-install-recommends $(XVFB_PACKAGES) >/dev/null 2>&1 || \
+		{ $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends $(XVFB_PACKAGES); }; }
+
+# The suite, then the napari plugin's tests on a virtual display (the rest never needs one).
+test: $(STAMP) system-deps
+	$(PY) -m pytest -q --ignore=tests/napari
+	xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) -m pytest -q -p no:cacheprovider tests/napari
 
 bench: $(STAMP)
 	$(PY) bench/sim_reconstruct.py

@@ -20,7 +20,7 @@ LAYERS = {
     "microsr.synthetic": 5, "microsr.report": 5,
     "microsr.models": 6,
     "microsr.train": 7, "microsr.pipelines": 7,
-    "microsr.cli": 8,
+    "microsr.cli": 8, "microsr.napari_plugin": 8,
 }
 
 #: Parts of one layer that must not import each other.
