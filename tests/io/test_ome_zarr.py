@@ -63,3 +63,21 @@ def test_an_ome_zarr_in_micrometers_and_a_plain_zarr_of_before_are_both_read(tmp
 
 def test_the_pyramid_stops_at_512_px():
     assert pyramid_shapes((4096, 4096))[-1] == (512, 512) and len(pyramid_shapes((4096, 4096))) == 4
+
+
+def test_ome_tiff_sizes_are_read_on_every_axis_and_rectangular_pixels_are_said(tmp_path):
+    import tifffile
+
+    from microsr.io.images import PixelSizeWarning, pixel_size_of
+
+    volume = np.zeros((3, 16, 16), np.float32)
+    tifffile.imwrite(tmp_path / "v.ome.tif", volume, ome=True,
+                     metadata={"axes": "ZYX", "PhysicalSizeX": 0.1, "PhysicalSizeY": 0.1, "PhysicalSizeZ": 0.3})
+    image = read_image(tmp_path / "v.ome.tif")
+    assert (image.pixel_size_nm, image.z_step_nm) == (pytest.approx(100.0), pytest.approx(300.0))
+    tifffile.imwrite(tmp_path / "r.ome.tif", volume[0], ome=True,
+                     metadata={"axes": "YX", "PhysicalSizeX": 65.0, "PhysicalSizeXUnit": "nm",
+                               "PhysicalSizeY": 80.0, "PhysicalSizeYUnit": "nm"})
+    image = read_image(tmp_path / "r.ome.tif")
+    with pytest.warns(PixelSizeWarning, match="rectangular pixels"):
+        assert pixel_size_of(image, None, "r.ome.tif") == pytest.approx(65.0)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,7 +184,7 @@ def read_image(path: str | Path, *, lazy: bool = False) -> ImageData:
     if image.array.size == 0:
         raise InputError(f"{path} holds no pixels (shape {tuple(image.array.shape)}): check the "
                          "acquisition or the export that wrote it")
-    if image.pixel_size_nm is not None and not image.pixel_size_note and not _plausible(image.pixel_size_nm):
+    if image.pixel_size_nm is not None and not _plausible(image.pixel_size_nm):
         image = dataclasses.replace(image, pixel_size_nm=None, pixel_size_note=(
             f"{path} states a pixel size of {image.pixel_size_nm:g} nm, outside what any microscope image has "
             f"({PLAUSIBLE_PIXEL_NM[0]:g} nm to {PLAUSIBLE_PIXEL_NM[1] / 1000:g} µm; a unit written wrong?): "
@@ -277,8 +276,8 @@ def _read_tiff(path: Path, lazy: bool) -> ImageData:
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
         axes = series.axes
-        pixel_size_nm = _tiff_pixel_size_nm(tif)
-        z_step_nm = _ome_size_nm(tif.ome_metadata, "Z")
+        pixel_size_nm, note = _tiff_pixel_size_nm(tif)
+        z_step_nm = ome_physical_sizes_nm(tif.ome_metadata).get("z")
         array = None if lazy else series.asarray()
     if lazy:
         try:
@@ -287,32 +286,54 @@ def _read_tiff(path: Path, lazy: bool) -> ImageData:
             import zarr
 
             array = zarr.open_array(tifffile.imread(path, aszarr=True), mode="r")
-    return ImageData(array, pixel_size_nm, axes, z_step_nm=z_step_nm)
+    return ImageData(array, pixel_size_nm, axes, z_step_nm=z_step_nm, pixel_size_note=note)
 
 
-def _ome_size_nm(ome_metadata: str | None, axis: str) -> float | None:
-    """OME ``PhysicalSize<axis>`` in nm (µm when the unit is not given, as OME says), or None."""
+def ome_physical_sizes_nm(ome_metadata: str | None) -> dict:
+    """``{"x", "y", "z"}`` physical sizes in nm of the first image of OME-XML (those it states; µm when no
+    unit is given, as OME says), parsed by tifffile; a unit that is no length is left out.
+
+    Examples
+    --------
+    >>> ome_physical_sizes_nm('<OME><Image><Pixels PhysicalSizeX="0.065" PhysicalSizeY="0.065" '
+    ...                       'PhysicalSizeZ="200" PhysicalSizeZUnit="nm"/></Image></OME>')
+    {'x': 65.0, 'y': 65.0, 'z': 200.0}
+    """
     if not ome_metadata:
-        return None
-    match = re.search(rf'PhysicalSize{axis}="([0-9.eE+-]+)"', ome_metadata)
-    if not match:
-        return None
-    unit = re.search(rf'PhysicalSize{axis}Unit="([^"]+)"', ome_metadata)
-    scale = _UNIT_TO_NM.get(unit.group(1).strip().lower() if unit else "µm")
-    return float(match.group(1)) * scale if scale else None
+        return {}
+    try:
+        ome = tifffile.xml2dict(ome_metadata).get("OME", {})
+    except Exception:  # noqa: BLE001 — malformed OME-XML: no sizes, as if there were none
+        return {}
+    image = ome.get("Image", {})
+    image = image[0] if isinstance(image, list) else image
+    pixels = image.get("Pixels", {}) if isinstance(image, dict) else {}
+    sizes = {}
+    for axis in "XYZ":
+        value = pixels.get(f"PhysicalSize{axis}")
+        scale = _UNIT_TO_NM.get(str(pixels.get(f"PhysicalSize{axis}Unit", "µm")).strip().lower())
+        if value is not None and scale:
+            sizes[axis.lower()] = float(value) * scale
+    return sizes
 
 
-def _tiff_pixel_size_nm(tif) -> float | None:
-    """Pixel size from OME metadata, else from ImageJ's unit with the resolution tag, else None."""
-    if tif.ome_metadata:
-        if re.search(r'PhysicalSizeX="', tif.ome_metadata):
-            return _ome_size_nm(tif.ome_metadata, "X")
+def _tiff_pixel_size_nm(tif) -> tuple[float | None, str | None]:
+    """Pixel size from OME metadata (X, else Y; a note when they differ), else from ImageJ's unit with the
+    resolution tag, else None."""
+    sizes = ome_physical_sizes_nm(tif.ome_metadata)
+    if "x" in sizes or "y" in sizes:
+        x, y = sizes.get("x", sizes.get("y")), sizes.get("y", sizes.get("x"))
+        note = None
+        if abs(x / y - 1.0) > 0.01:
+            note = (f"the OME metadata gives rectangular pixels (X {x:g} nm, Y {y:g} nm): microsr assumes square "
+                    f"pixels and uses X; resample the image to square pixels if Y matters")
+        return x, note
     unit_nm = _UNIT_TO_NM.get(str((tif.imagej_metadata or {}).get("unit", "")).strip().lower())
     resolution = tif.pages[0].tags.get("XResolution")
     if unit_nm and resolution is not None and resolution.value[0]:
         pixels_per_unit = resolution.value[0] / resolution.value[1]
-        return unit_nm / pixels_per_unit
-    return None
+        return unit_nm / pixels_per_unit, None
+    return None, None
 
 
 def _read_mrc(path: Path, lazy: bool) -> ImageData:
