@@ -115,25 +115,58 @@ def estimation_figure(path: str | Path, diagnostics: dict, params, *, overwrite:
     _save(fig, path, overwrite)
 
 
+def _scale_bar(ax, width_um: float, height_um: float) -> None:
+    """A white bar of a round length (a fifth of the field or less) at the lower left, labelled."""
+    target = width_um / 5
+    length = max((v for v in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100) if v <= target), default=target)
+    x0, y0 = width_um * 0.05, height_um * 0.93
+    ax.plot([x0, x0 + length], [y0, y0], color="white", lw=3, solid_capstyle="butt")
+    label = f"{length * 1000:g} nm" if length < 1 else f"{length:g} µm"
+    ax.text(x0 + length / 2, y0 - height_um * 0.03, label, color="white", ha="center", va="bottom", fontsize=7)
+
+
+def _map_display(name: str, values: np.ndarray, evaluation) -> tuple[np.ndarray, dict, str]:
+    """What a quality map shows: masked where it is undefined, a robust range, and its colour bar's label."""
+    values = np.asarray(values, dtype=float)
+    if "HAWKMAN" in name and "reference" in evaluation.pictures:
+        # HAWKMAN measures how well structure is reproduced: on empty background it has nothing to say, and
+        # its value there (1) would read as "most confident". Masked where the reference has no structure.
+        reference = np.asarray(evaluation.pictures["reference"].image, dtype=float)
+        if reference.shape == values.shape:
+            low, high = np.percentile(reference, [1, 99.5])
+            values = np.where(reference > low + 0.1 * (high - low), values, np.nan)
+        return values, {"cmap": "RdYlBu", "vmin": 0, "vmax": 1}, "confidence (0–1; grey: no structure)"
+    if ("agreement" in name and "disagreement" not in name) or "confidence" in name:
+        return values, {"cmap": "RdYlBu", "vmin": 0, "vmax": 1}, "agreement (0–1)"
+    finite = values[np.isfinite(values)]
+    # Border pixels of a blurred comparison carry edge effects: a robust range shows the interior's errors.
+    high = float(np.percentile(finite, 99)) if finite.size else 1.0
+    units = {"SQUIRREL error": "|error| (widefield intensity)", "ensemble disagreement": "spread (0–1 scale)"}
+    return values, {"cmap": "magma", "vmin": 0, "vmax": high or None}, units.get(name, "value")
+
+
 def evaluation_figure(path: str | Path, evaluation, *, overwrite: bool = True) -> None:
-    """Images side by side at one physical scale, quality maps with colour bars, resolution curves."""
+    """Images side by side at one physical scale (scale bars, axes in µm), quality maps with colour bars and
+    units (masked where undefined, robust ranges), resolution curves told apart by colour and line style."""
     plt = _pyplot()
     pictures = list(evaluation.pictures.values())
     maps = list(evaluation.maps.items())
-    columns = max(len(pictures), len(maps), 2)
-    rows = 3 if maps else 2
-    fig, axes = plt.subplots(rows, columns, figsize=(4.3 * columns, 4.1 * rows), squeeze=False,
-                             layout="constrained")
-    for ax in axes.ravel():
-        ax.set_axis_off()
     metrics = evaluation.metrics
-    for column, picture in enumerate(pictures):
-        ax = axes[0, column]
-        ax.set_axis_on()
-        extent = [0, picture.image.shape[1] * picture.pixel_size_nm / 1000,
-                  picture.image.shape[0] * picture.pixel_size_nm / 1000, 0]
+    frc = evaluation.curves.get("frc")
+    rows = [len(pictures), len(maps), 2 + (frc is not None)]
+    rows = [count for count in rows if count]
+    columns = max(rows)
+    fig = plt.figure(figsize=(4.3 * columns, 4.1 * len(rows)), layout="constrained")
+    figures = fig.subfigures(len(rows), 1, squeeze=False)[:, 0]
+    row_of = iter(figures)
+
+    picture_row = next(row_of).subplots(1, len(pictures), squeeze=False)[0]
+    for ax, picture in zip(picture_row, pictures):
+        width_um = picture.image.shape[1] * picture.pixel_size_nm / 1000
+        height_um = picture.image.shape[0] * picture.pixel_size_nm / 1000
         low, high = _display_range(picture.image)
-        ax.imshow(picture.image, cmap="gray", vmin=low, vmax=high, extent=extent)
+        ax.imshow(picture.image, cmap="gray", vmin=low, vmax=high, extent=[0, width_um, height_um, 0])
+        _scale_bar(ax, width_um, height_um)
         key = {"sr": "resolution_nm", "widefield": "widefield_resolution_nm",
                "reference": "reference_resolution_nm"}.get(picture.name)
         resolution = metrics.get(key) if key else None
@@ -145,37 +178,42 @@ def evaluation_figure(path: str | Path, evaluation, *, overwrite: bool = True) -
         extra = f"; disagreement {spread:.3f}" if spread is not None else ""
         ax.set_title(f"{picture.name} ({picture.pixel_size_nm:.1f} nm/px)\n{what} {label}{extra}", fontsize=9)
         ax.set_xlabel("µm")
+
     if maps:
-        for column, (name, (values, pixel)) in enumerate(maps):
-            ax = axes[1, column]
-            ax.set_axis_on()
-            extent = [0, values.shape[1] * pixel / 1000, values.shape[0] * pixel / 1000, 0]
-            confidence_like = "confidence" in name or "agreement" in name
-            shown = ax.imshow(values, cmap="RdYlBu" if confidence_like else "magma", extent=extent,
-                              vmin=0 if confidence_like else None, vmax=1 if confidence_like else None)
+        map_row = next(row_of).subplots(1, len(maps), squeeze=False)[0]
+        for ax, (name, (values, pixel)) in zip(map_row, maps):
+            width_um, height_um = values.shape[1] * pixel / 1000, values.shape[0] * pixel / 1000
+            shown, style, units = _map_display(name, values, evaluation)
+            cmap = plt.get_cmap(style.pop("cmap")).copy()
+            cmap.set_bad("0.5")
+            image = ax.imshow(shown, cmap=cmap, extent=[0, width_um, height_um, 0], **style)
             if "HAWKMAN" in name:
-                ax.contour(values, levels=[0.85], colors="k", linewidths=0.6, extent=extent, origin="upper")
-            fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
+                ax.contour(np.nan_to_num(shown, nan=1.0), levels=[0.85], colors="k", linewidths=0.6,
+                           extent=[0, width_um, height_um, 0], origin="upper")
+            fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=units)
+            _scale_bar(ax, width_um, height_um)
             ax.set_title(name + (" (contour: 0.85)" if "HAWKMAN" in name else ""), fontsize=9)
-    curve_row = axes[rows - 1]
+            ax.set_xlabel("µm")
+
+    curve_row = next(row_of).subplots(1, 2 + (frc is not None), squeeze=False)[0]
     ax = curve_row[0]
-    ax.set_axis_on()
+    styles = iter([("-", "o"), ("--", "s"), (":", "^"), ("-.", "d")])
     for label, (result, pixel_nm) in evaluation.curves.get("decorrelation", {}).items():
         nyquist_per_um = 1000.0 / (2 * pixel_nm)
+        line_style, marker = next(styles, ("-", None))
         if len(result.curves):
             envelope = np.max(result.curves, axis=0)
-            line, = ax.plot(result.radii * nyquist_per_um, envelope, label=label)
+            line, = ax.plot(result.radii * nyquist_per_um, envelope, ls=line_style, marker=marker, markevery=8,
+                            markersize=4, label=label)
             if result.cutoff:
-                ax.axvline(result.cutoff * nyquist_per_um, ls="--", lw=0.8, color=line.get_color())
+                ax.axvline(result.cutoff * nyquist_per_um, ls=line_style, lw=0.8, color=line.get_color())
     ax.set_xlabel("spatial frequency (cycles/µm)")
     ax.set_ylabel("decorrelation d(r)")
-    ax.set_title("decorrelation, max over high-pass filters (dashed: k_c)", fontsize=9)
+    ax.set_title("decorrelation, max over high-pass filters (vertical: k_c)", fontsize=9)
     if ax.lines:
         ax.legend(fontsize=7)
-    frc = evaluation.curves.get("frc")
-    ax = curve_row[1]
     if frc is not None:
-        ax.set_axis_on()
+        ax = curve_row[1]
         ax.plot(frc.frequencies_per_um, frc.correlation, label="FRC")
         ax.plot(frc.frequencies_per_um, frc.threshold_curve, ls="--", label="threshold")
         title = f"FRC resolution {frc.resolution_nm:.0f} nm" if frc.resolution_nm else "FRC: no crossing"
@@ -183,12 +221,10 @@ def evaluation_figure(path: str | Path, evaluation, *, overwrite: bool = True) -
         ax.set_xlabel("cycles/µm")
         ax.legend(fontsize=7)
     shown = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None}
-    text = "\n".join(f"{k}: {v:.4g}" for k, v in shown.items())
-    free = curve_row[2] if columns > 2 else None
-    if free is not None:
-        free.text(0.0, 1.0, text, va="top", ha="left", family="monospace", fontsize=8)
-    else:
-        fig.text(0.99, 0.01, text, va="bottom", ha="right", family="monospace", fontsize=7)
+    text_ax = curve_row[-1]
+    text_ax.set_axis_off()
+    text_ax.text(0.0, 1.0, "\n".join(f"{k}: {v:.4g}" for k, v in shown.items()), va="top", ha="left",
+                 family="monospace", fontsize=8)
     outside = metrics.get("input_check") or []
     if outside:  # the model was shown an input unlike its training data: say so above everything
         words = ", ".join(f"{f['quantity']} {f['value']:g} (trained {f['range'][0]:g}–{f['range'][1]:g})"
