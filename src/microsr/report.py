@@ -43,57 +43,68 @@ def sim_result_figure(path: str | Path, widefield: np.ndarray, sim_image: np.nda
                       pixel_size_nm: float, *, ground_truth: np.ndarray | None = None,
                       cutoff_per_um: float | None = None, title: str = "",
                       overwrite: bool = True) -> None:
-    """Widefield, SIM (and ground truth) at the same field of view, with their spectra below.
+    """Widefield, SIM (and ground truth) at the same field of view, with their spectra below on one range.
 
-    The spectra show what SIM is for: the SIM spectrum reaches past the widefield cut-off circle.
+    The spectra show what SIM is for: the SIM spectrum reaches past the widefield cut-off circle. All spectra
+    share one frequency range (cycles/µm), so the same circle is the same size in each.
     """
     plt = _pyplot()
     panels = [("widefield", widefield, pixel_size_nm), ("SIM (Wiener)", sim_image, pixel_size_nm / 2)]
     if ground_truth is not None:
         scale = widefield.shape[0] * pixel_size_nm / ground_truth.shape[0]
         panels.append(("ground truth", ground_truth, scale))
-    fig, axes = plt.subplots(2, len(panels), figsize=(4.2 * len(panels), 8.4))
+    fig, axes = plt.subplots(2, len(panels), figsize=(4.6 * len(panels), 8.8), layout="constrained")
+    top_nyquist = max(1000 / (2 * pixel) for _, _, pixel in panels)
+    limit = min(top_nyquist, 2.6 * cutoff_per_um) if cutoff_per_um else top_nyquist
     for column, (name, image, pixel) in enumerate(panels):
-        extent_um = [0, image.shape[1] * pixel / 1000, image.shape[0] * pixel / 1000, 0]
+        width_um, height_um = image.shape[1] * pixel / 1000, image.shape[0] * pixel / 1000
         low, high = _display_range(image)
-        axes[0, column].imshow(image, cmap="gray", vmin=low, vmax=high, extent=extent_um)
-        axes[0, column].set_title(f"{name}  ({pixel:.1f} nm/px)")
+        shown = axes[0, column].imshow(image, cmap="gray", vmin=low, vmax=high, extent=[0, width_um, height_um, 0])
+        fig.colorbar(shown, ax=axes[0, column], fraction=0.046, pad=0.04, label="intensity (counts)")
+        _scale_bar(axes[0, column], width_um, height_um)
+        axes[0, column].set_title(f"{name} ({pixel:.1f} nm/px)", fontsize=10)
         axes[0, column].set_xlabel("µm")
         nyquist = 1000 / (2 * pixel)
         spectrum = _log_spectrum(image)
-        axes[1, column].imshow(spectrum, cmap="magma", extent=[-nyquist, nyquist, nyquist, -nyquist],
-                               vmin=np.percentile(spectrum, 50), vmax=spectrum.max())
-        axes[1, column].set_title(f"{name}: log |FFT|")
-        axes[1, column].set_xlabel("cycles/µm")
+        axes[1, column].set_facecolor("black")  # beyond a coarser grid's Nyquist there is no spectrum
+        shown = axes[1, column].imshow(spectrum, cmap="magma", extent=[-nyquist, nyquist, nyquist, -nyquist],
+                                       vmin=np.percentile(spectrum, 50), vmax=spectrum.max())
+        fig.colorbar(shown, ax=axes[1, column], fraction=0.046, pad=0.04, label="log10 |FFT|")
+        axes[1, column].set_title(f"{name}: spectrum", fontsize=10)
+        axes[1, column].set_xlabel("kx (cycles/µm)")
+        axes[1, column].set_ylabel("ky (cycles/µm)")
         if cutoff_per_um:
-            axes[1, column].add_patch(plt.Circle((0, 0), cutoff_per_um, fill=False, color="cyan",
-                                                 lw=0.8, ls="--"))
-        limit = min(nyquist, 2.6 * cutoff_per_um) if cutoff_per_um else nyquist
+            axes[1, column].add_patch(plt.Circle((0, 0), cutoff_per_um, fill=False, color="cyan", lw=0.8, ls="--",
+                                                 label=f"widefield cut-off 2NA/λ = {cutoff_per_um:.1f} /µm"))
+            axes[1, column].legend(loc="lower left", fontsize=7, framealpha=0.6)
         axes[1, column].set_xlim(-limit, limit)
         axes[1, column].set_ylim(limit, -limit)
-    if title:
-        fig.suptitle(title)
-    fig.text(0.5, 0.005, "dashed circle: widefield OTF cut-off 2NA/λ", ha="center", fontsize=8)
+    fig.suptitle((f"{title}: " if title else "") + "widefield and SIM at one scale; spectra on one range", fontsize=11)
     _save(fig, path, overwrite)
 
 
 def estimation_figure(path: str | Path, diagnostics: dict, params, *, overwrite: bool = True) -> None:
-    """Cross-correlation maps of each orientation (peak over background) with the found peaks marked."""
+    """Cross-correlation maps of each orientation (peak over background) with the found peaks marked, in
+    cycles/µm when the parameters know the pixel size (as the SIM figure), else cycles/pixel."""
     plt = _pyplot()
     maps = diagnostics["correlation_maps"]
     peaks = diagnostics["peaks_per_pixel"]
     cutoff = diagnostics["cutoff_per_pixel"]
+    pixel_nm = params.quality.get("pixel_size_nm")
+    per = 1000.0 / pixel_nm if pixel_nm else 1.0  # cycles/pixel → cycles/µm
+    unit = "cycles/µm" if pixel_nm else "cycles/pixel"
     count = len(maps)
-    fig, axes = plt.subplots(1, count, figsize=(4.2 * count, 4.4))
+    fig, axes = plt.subplots(1, count, figsize=(4.4 * count, 4.8), layout="constrained")
     axes = np.atleast_1d(axes)
     for a, (ax, correlation, peak, orientation) in enumerate(zip(axes, maps, peaks, params.orientations)):
-        my, mx = correlation.shape
-        extent = [-0.5, 0.5, 0.5, -0.5]  # cycles/pixel
-        ax.imshow(np.log10(np.clip(correlation, 1e-3, None)), cmap="viridis", extent=extent,
-                  vmin=0, vmax=max(1.0, np.log10(correlation.max())))
+        extent = [-0.5 * per, 0.5 * per, 0.5 * per, -0.5 * per]
+        shown = ax.imshow(np.log10(np.clip(correlation, 1e-3, None)), cmap="viridis", extent=extent,
+                          vmin=0, vmax=max(1.0, np.log10(correlation.max())))
         for sign in (1, -1):
-            ax.plot(sign * peak[1], sign * peak[0], "o", mfc="none", mec="red", ms=14, mew=1.2)
-        ax.add_patch(plt.Circle((0, 0), cutoff, fill=False, color="white", lw=0.6, ls="--"))
+            ax.plot(sign * peak[1] * per, sign * peak[0] * per, "o", mfc="none", mec="red", ms=14, mew=1.2,
+                    label="pattern peak" if sign == 1 else None)
+        ax.add_patch(plt.Circle((0, 0), cutoff * per, fill=False, color="white", lw=0.6, ls="--",
+                                label=f"OTF cut-off {cutoff * per:.2f} {unit}"))
         contrast = params.quality.get("peak_contrast", [np.nan] * count)[a]
         replaced = {item["orientation"]: item for item in params.quality.get("modulation_substituted", [])}
         note = (f"\nmeasured m {replaced[a]['measured']:.2f} is impossible:\nused {orientation.modulation:.2f} "
@@ -101,17 +112,17 @@ def estimation_figure(path: str | Path, diagnostics: dict, params, *, overwrite:
         ax.set_title(f"orientation {a}: {np.degrees(orientation.angle_rad):.2f}°, "
                      f"{orientation.spacing_nm:.1f} nm\npeak {contrast:.0f}× background, "
                      f"m = {orientation.modulation:.2f}{note}", fontsize=9, color="red" if a in replaced else "black")
-        limit = min(0.5, 1.4 * cutoff)
+        limit = min(0.5, 1.4 * cutoff) * per
         ax.set_xlim(-limit, limit)
         ax.set_ylim(limit, -limit)
-        ax.set_xlabel("kx (cycles/pixel)")
-    axes[0].set_ylabel("ky (cycles/pixel)")
+        ax.set_xlabel(f"kx ({unit})")
+        ax.legend(loc="lower left", fontsize=7, framealpha=0.6)
+    fig.colorbar(shown, ax=axes[-1], fraction=0.046, pad=0.04, label="log10 correlation / background")
+    axes[0].set_ylabel(f"ky ({unit})")
     warnings = params.quality.get("warnings", [])
     fig.suptitle("band cross-correlation (log, peak over background)" +
                  ("\nWARNING: " + warnings[0] if warnings else ""), fontsize=10,
                  color="red" if warnings else "black")
-    # Room for the titles' extra lines when a modulation was replaced.
-    fig.subplots_adjust(top=0.72 if params.quality.get("modulation_substituted") else 0.82)
     _save(fig, path, overwrite)
 
 

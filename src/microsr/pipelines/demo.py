@@ -46,6 +46,7 @@ def run_demo(outdir: str | Path, *, size: int = 256, photons: float = 30.0, seed
     otf = sim.otf
     diagnostics: dict = {}
     params = estimate_stack(sim, stack, diagnostics=diagnostics)
+    params.quality["pixel_size_nm"] = pixel
     params.save(outdir / "params.json")
     estimation_figure(outdir / "estimation.png", diagnostics, params, overwrite=overwrite)
     reconstruct_stack(stack, params, pixel, otf, outdir / "sim.tif", widefield_output=outdir / "wf.tif",
