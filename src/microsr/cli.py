@@ -81,14 +81,14 @@ app.add_typer(export_app, name="export")
 
 
 def _run_files(inputs: List[Path], output: Path, task, options: dict, *, workers: int, scheduler: Optional[str],
-               overwrite: bool, single_file_only: dict) -> Optional[dict]:
+               overwrite: bool, single_file_only: dict, **plan) -> Optional[dict]:
     """One input: run ``task`` here and return its summary for the command to print. Several inputs (files,
     globs, folders): ``output`` is a folder; run them all (Dask with ``workers`` > 1 or a ``scheduler``),
     print the table on stderr and the items as JSON on stdout, exit 1 if any failed; return None."""
     from microsr.errors import InputError
     from microsr.pipelines.batch import batch_table, plan_jobs, run_batch
 
-    jobs, single = plan_jobs(inputs, output)
+    jobs, single = plan_jobs(inputs, output, **plan)
     if single:
         return task(jobs[0][0], jobs[0][1], overwrite=overwrite, progress=sys.stderr.isatty(), **options)
     for flag, value in single_file_only.items():
@@ -591,8 +591,10 @@ def selfsup_train_command(
 
 @selfsup_app.command("predict", cls=_Command, epilog="Example: microsr selfsup predict stack.zarr -o denoised.zarr --model tis_run/model.pt")
 def selfsup_predict_command(
-    stack: Path = typer.Argument(..., help="Noisy (T, Z, Y, X) stack: Zarr, or a folder of TIFF volumes."),
-    output: Path = typer.Option(..., "-o", "--output", help="Denoised stack (.zarr), chunked like the input."),
+    stack: List[Path] = typer.Argument(..., help="Noisy (T, Z, Y, X) stack: Zarr, or a folder of TIFF volumes; several "
+                                                 "stacks (or a glob): each is denoised into the folder -o."),
+    output: Path = typer.Option(..., "-o", "--output", help="Denoised stack (.zarr), chunked like the input; with "
+                                                            "several stacks, a folder."),
     model: Path = typer.Option(..., "--model", help="model.pt of 'microsr selfsup train' (or its run folder), "
                                                     "or a shipped model (llsm-vesicles-tis)."),
     memory_mb: float = typer.Option(2048.0, "--memory-mb", min=1.0,
@@ -600,15 +602,20 @@ def selfsup_predict_command(
     device: Device = DEVICE,
     tta: bool = typer.Option(False, "--tta", help="Average over the 8 lateral rotations and flips of each tile: "
                                                   "less noise, 8 times the time."),
+    workers: int = WORKERS,
+    scheduler: Optional[str] = SCHEDULER,
     overwrite: bool = OVERWRITE,
 ):
     """Denoise every volume with a TiS/SiS-rDL model, tile by tile; a killed run, started again, skips finished volumes."""
-    from microsr.pipelines.selfsup import SelfSupDenoiser, predict_selfsup_stack
+    from microsr.pipelines.selfsup import SelfSupDenoiser, predict_file_task
 
-    denoiser = SelfSupDenoiser.from_pretrained(model, device.value, tta=tta)
-    summary = predict_selfsup_stack(denoiser, stack, output, memory_mb=memory_mb, overwrite=overwrite,
-                                    progress=sys.stderr.isatty())
-    typer.echo(json.dumps(summary))
+    SelfSupDenoiser.from_pretrained(model, device.value, tta=tta)  # a wrong model is one error, not one per stack
+    options = dict(model=str(model), device=device.value, tta=tta, memory_mb=memory_mb)
+    # A folder is one stack here (a folder of TIFF volumes), never a folder of inputs.
+    summary = _run_files(stack, output, predict_file_task, options, workers=workers, scheduler=scheduler,
+                         overwrite=overwrite, single_file_only={}, folders_are_inputs=True, suffix=".zarr")
+    if summary is not None:
+        typer.echo(json.dumps(summary))
 
 
 @export_app.command("bioimageio", cls=_Command,

@@ -72,3 +72,25 @@ def test_four_files_on_two_dask_workers_one_of_them_corrupt(tmp_path, capsys):
     assert items["cell0.tif"]["summary"]["input_check"] is not None
     code, out, err = run_cli(["sfsrm", "predict", folder, "-o", tmp_path / "out"], capsys)  # a rerun, here
     assert code == 1 and "4 files: 0 done, 3 skipped, 1 failed" in err
+
+
+def test_several_stacks_are_denoised_into_a_folder_and_a_folder_of_volumes_is_one_stack(tmp_path, capsys):
+    import zarr
+
+    from microsr.synthetic.llsm import simulate_llsm
+
+    names = []
+    for seed in (1, 2):
+        data = simulate_llsm(shape=(2, 8, 32, 32), specimen="mixed", photons=30, seed=seed).noisy.astype(np.float32)
+        array = zarr.create_array(store=str(tmp_path / f"cell{seed}.zarr"), shape=data.shape, chunks=(1, 8, 32, 32),
+                                  dtype="float32")
+        array[...] = data
+        names.append(f"cell{seed}.zarr")
+    code, out, err = run_cli(["selfsup", "predict", str(tmp_path / "cell*.zarr"), "-o", tmp_path / "denoised",
+                              "--model", "llsm-vesicles-tis"], capsys)
+    assert code == 0, err
+    items = json.loads(out.strip().splitlines()[-1])
+    assert [Path(item["output"]).name for item in items] == names and {i["status"] for i in items} == {"done"}
+    assert read_image(tmp_path / "denoised" / "cell1.zarr").array.shape == (2, 8, 32, 32)
+    jobs, single = plan_jobs([tmp_path / "cell1.zarr"], tmp_path / "one.zarr", folders_are_inputs=True)
+    assert single

@@ -43,10 +43,11 @@ class BatchItem:
         return asdict(self)
 
 
-def expand_inputs(inputs) -> list[Path]:
+def expand_inputs(inputs, *, folders_are_inputs: bool = False) -> list[Path]:
     """Files as given, globs expanded, folders replaced by the images in them (sorted); at least one.
 
-    A ``.zarr`` folder is one image, not a folder to look into.
+    A ``.zarr`` folder is one image, not a folder to look into; with ``folders_are_inputs`` every folder is
+    one input (a stack stored as a folder of TIFF volumes).
     """
     found: list[Path] = []
     for given in inputs:
@@ -58,7 +59,7 @@ def expand_inputs(inputs) -> list[Path]:
             found += matches
             continue
         path = Path(text)
-        if path.is_dir() and not text.lower().rstrip("/\\").endswith(".zarr"):
+        if path.is_dir() and not folders_are_inputs and not text.lower().rstrip("/\\").endswith(".zarr"):
             images = sorted(p for p in path.iterdir() if p.name.lower().endswith(IMAGE_SUFFIXES)
                             and not p.name.startswith("."))
             if not images:
@@ -71,8 +72,9 @@ def expand_inputs(inputs) -> list[Path]:
     return found
 
 
-def batch_output(source: Path, folder: Path) -> Path:
-    """Where ``source``'s result goes in a batch: ``folder/<stem>.tif`` (``.zarr`` for a Zarr input).
+def batch_output(source: Path, folder: Path, suffix: str | None = None) -> Path:
+    """Where ``source``'s result goes in a batch: ``folder/<stem>.tif`` (``.zarr`` for a Zarr input; ``suffix``
+    for every input when given).
 
     Examples
     --------
@@ -86,24 +88,28 @@ def batch_output(source: Path, folder: Path) -> Path:
         if name.lower().endswith(suffix):
             name = name[:-len(suffix)]
             break
+    if suffix:
+        return folder / (name + suffix)
     return folder / (name + (".zarr" if image_format(source) == "zarr" else ".tif"))
 
 
-def plan_jobs(inputs, output: str | Path) -> tuple[list[tuple[Path, Path]], bool]:
+def plan_jobs(inputs, output: str | Path, *, folders_are_inputs: bool = False,
+              suffix: str | None = None) -> tuple[list[tuple[Path, Path]], bool]:
     """``([(input, output), …], single)``: one file in → ``output`` is that file's output (``single``);
-    several, a glob or a folder → ``output`` is a folder, each result named by :func:`batch_output`."""
+    several, a glob or a folder → ``output`` is a folder, each result named by :func:`batch_output`
+    (``suffix``: the outputs' for all). ``folders_are_inputs``: a folder is one input (see :func:`expand_inputs`)."""
     inputs = list(inputs)
-    single = len(inputs) == 1 and not any(c in str(inputs[0]) for c in "*?[") and not (
-        Path(inputs[0]).is_dir() and not str(inputs[0]).lower().rstrip("/\\").endswith(".zarr"))
+    single = len(inputs) == 1 and not any(c in str(inputs[0]) for c in "*?[") and (folders_are_inputs or not (
+        Path(inputs[0]).is_dir() and not str(inputs[0]).lower().rstrip("/\\").endswith(".zarr")))
     if single:
         return [(Path(inputs[0]), Path(output))], True
-    sources = expand_inputs(inputs)
+    sources = expand_inputs(inputs, folders_are_inputs=folders_are_inputs)
     folder = Path(output)
     if folder.exists() and not folder.is_dir():
         raise InputError(f"{folder} is a file: with several inputs, -o names a folder for their outputs")
     if folder.name.lower().endswith((".tif", ".tiff", ".zarr", ".mrc", ".npy")) and not folder.is_dir():
         raise InputError(f"-o {folder} looks like a file name: with several inputs, -o names a folder")
-    jobs = [(source, batch_output(source, folder)) for source in sources]
+    jobs = [(source, batch_output(source, folder, suffix)) for source in sources]
     names = [target.name for _, target in jobs]
     clashes = sorted({name for name in names if names.count(name) > 1})
     if clashes:

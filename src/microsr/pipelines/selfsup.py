@@ -29,6 +29,7 @@ training numbers) and the output is mapped back, so denoised volumes are in the 
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import warnings
@@ -45,6 +46,7 @@ from microsr.errors import InputError, MicrosrError
 from microsr.io.atomic import check_writable, move_into_place, remove_partial
 from microsr.io.volumes import WRITING_ATTRIBUTE, open_volume_stack, stack_metadata
 from microsr.models.selfsup import SelfSupModel, sis_split
+from microsr.models.shipped import model_signature
 from microsr.tiling import axis_tiles, axis_weights
 
 #: Default memory budget of one prediction (tiles, their activations, the output slab, output chunks).
@@ -380,3 +382,16 @@ def predict_selfsup_stack(denoiser: SelfSupDenoiser, stack_path: str | Path, out
             "volumes_skipped": done, "tile": list(plan.tile), "overlap": list(plan.overlap),
             "memory_mb": round(plan.memory_mb, 1), "background": background, "scale": scale,
             "seconds": round(time.perf_counter() - started, 2)}
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(model: str, device: str, tta: bool, signature: tuple) -> SelfSupDenoiser:
+    return SelfSupDenoiser.from_pretrained(model, device, tta=tta)
+
+
+def predict_file_task(stack: str | Path, output: str | Path, *, model: str = "llsm-vesicles-tis", device: str = "auto",
+                      tta: bool = False, **options) -> dict:
+    """:func:`predict_selfsup_stack` with the model named, not loaded: what ``selfsup predict`` runs per stack, here
+    or on a Dask worker (:mod:`microsr.pipelines.batch`), loading the model once per process."""
+    denoiser = _load_cached(str(model), device, bool(tta), model_signature(model, "selfsup"))
+    return predict_selfsup_stack(denoiser, stack, output, **options)
