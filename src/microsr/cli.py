@@ -593,7 +593,7 @@ def selfsup_train_command(
 def selfsup_predict_command(
     stack: List[Path] = typer.Argument(..., help="Noisy (T, Z, Y, X) stack: Zarr, or a folder of TIFF volumes; several "
                                                  "stacks (or a glob): each is denoised into the folder -o."),
-    output: Path = typer.Option(..., "-o", "--output", help="Denoised stack (.zarr), chunked like the input; with "
+    output: Path = typer.Option(..., "-o", "--output", help="Denoised stack (.zarr, OME-Zarr); with "
                                                             "several stacks, a folder."),
     model: Path = typer.Option(..., "--model", help="model.pt of 'microsr selfsup train' (or its run folder), "
                                                     "or a shipped model (llsm-vesicles-tis)."),

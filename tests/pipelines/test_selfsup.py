@@ -98,15 +98,17 @@ def test_sis_denoises_all_planes_together_like_tis():
     assert abs(float(sis[4, 0, 0]) - 13 / 3) < 1e-5
 
 
-def test_stack_prediction_is_chunked_like_the_input_keeps_voxel_size_and_never_overwrites(tmp_path):
+def test_stack_prediction_is_ome_zarr_with_a_chunk_per_plane_keeps_voxel_size_and_never_overwrites(tmp_path):
     data = _stack()
     source = _zarr(tmp_path / "noisy.zarr", data)
     denoiser = SelfSupDenoiser(_local_network(), "tis", device="cpu", fingerprint="a")
     out = tmp_path / "denoised.zarr"
     summary = predict_selfsup_stack(denoiser, source, out, memory_mb=12)
     assert summary["volumes_written"] == SHAPE[0] and summary["volumes_skipped"] == 0
-    result = zarr.open_array(str(out), mode="r")
-    assert result.shape == SHAPE and result.chunks == (1, 6, 20, 36) and result.dtype == np.float32
+    result = zarr.open_array(str(out / "0"), mode="r")
+    assert result.shape == SHAPE and result.chunks == (1, 1, 40, 36) and result.dtype == np.float32
+    ome = dict(zarr.open_group(str(out), mode="r").attrs)["ome"]["multiscales"][0]
+    assert ome["datasets"][0]["coordinateTransformations"][0]["scale"] == [1.0, 200.0, 92.6, 92.6]
     attrs = dict(result.attrs)
     assert attrs["voxel_size_nm"] == [200.0, 92.6, 92.6] and attrs["axes"] == "TZYX"
     assert WRITING_ATTRIBUTE not in attrs and "volumes_done" not in attrs
@@ -142,13 +144,13 @@ def test_a_killed_prediction_resumes_at_the_first_unfinished_volume(tmp_path):
         predict_selfsup_stack(SelfSupDenoiser(DiesOnThirdVolume(), "tis", device="cpu", fingerprint="m"),
                               source, out, memory_mb=1e4)
     assert not out.exists() and partial_path(out).exists()
-    assert zarr.open_array(str(partial_path(out)), mode="r").attrs[WRITING_ATTRIBUTE] is True
+    assert zarr.open_group(str(partial_path(out)), mode="r").attrs[WRITING_ATTRIBUTE] is True
     resumed = predict_selfsup_stack(SelfSupDenoiser(network, "tis", device="cpu", fingerprint="m"), source, out)
     assert resumed["volumes_skipped"] == 2 and resumed["volumes_written"] == SHAPE[0] - 2
     fresh = predict_selfsup_stack(SelfSupDenoiser(network, "tis", device="cpu", fingerprint="m"), source,
                                   tmp_path / "fresh.zarr")
     assert fresh["volumes_skipped"] == 0
-    np.testing.assert_allclose(zarr.open_array(str(out))[:], zarr.open_array(str(tmp_path / "fresh.zarr"))[:],
+    np.testing.assert_allclose(zarr.open_array(str(out / "0"))[:], zarr.open_array(str(tmp_path / "fresh.zarr" / "0"))[:],
                                atol=1e-5)
     # A leftover of another model is not resumed: its volumes would not match.
     with pytest.raises(KeyboardInterrupt):
@@ -159,7 +161,7 @@ def test_a_killed_prediction_resumes_at_the_first_unfinished_volume(tmp_path):
     assert other["volumes_skipped"] == 0
 
 
-def test_tiff_folder_input_gives_one_chunk_per_volume_and_bad_stacks_are_refused(tmp_path):
+def test_tiff_folder_input_keeps_its_pixel_size_and_bad_stacks_are_refused(tmp_path):
     data = _stack(shape=(3, 6, 24, 24))
     folder = tmp_path / "volumes"
     folder.mkdir()
@@ -167,8 +169,8 @@ def test_tiff_folder_input_gives_one_chunk_per_volume_and_bad_stacks_are_refused
         write_image(folder / f"t{t}.tif", volume, pixel_size_nm=100.0, axes="ZYX")
     denoiser = SelfSupDenoiser(_local_network(), "sis", device="cpu")
     predict_selfsup_stack(denoiser, folder, tmp_path / "out.zarr")
-    result = zarr.open_array(str(tmp_path / "out.zarr"), mode="r")
-    assert result.chunks == (1, 6, 24, 24)
+    result = zarr.open_array(str(tmp_path / "out.zarr" / "0"), mode="r")
+    assert result.chunks == (1, 1, 24, 24)  # OME-Zarr: one plane per chunk
     assert abs(result.attrs["pixel_size_nm"] - 100.0) < 1e-6
     live = _zarr(tmp_path / "live.zarr", _stack(), **{WRITING_ATTRIBUTE: True})
     with pytest.raises(InputError, match="being written"):
@@ -229,7 +231,7 @@ def test_predicting_a_stack_larger_than_the_budget_stays_under_it(tmp_path):
     report = json.loads(run.stdout.strip().splitlines()[-1])
     assert report["volumes_written"] == shape[0] and report["tile"] != list(shape[1:])
     assert 0 < report["grew_mb"] < budget_mb, report
-    assert zarr.open_array(str(tmp_path / "out.zarr"), mode="r").shape == shape
+    assert zarr.open_array(str(tmp_path / "out.zarr" / "0"), mode="r").shape == shape
 
 
 def test_cli_predicts_and_explains_bad_input(tmp_path, capsys):
@@ -249,7 +251,7 @@ def test_cli_predicts_and_explains_bad_input(tmp_path, capsys):
     background, scale = denoiser.measure(zarr.open_array(str(source), mode="r"))
     assert summary["background"] == pytest.approx(background) and summary["scale"] == pytest.approx(scale)
     assert summary["shape"] == list(SHAPE) and summary["volumes_skipped"] == 0
-    written = zarr.open_array(str(out), mode="r")
+    written = zarr.open_array(str(out / "0"), mode="r")
     for t in (0, SHAPE[0] - 1):
         np.testing.assert_allclose(written[t], denoiser.denoise_volume(_stack()[t], background=background, scale=scale),
                                    atol=1e-4)
@@ -280,7 +282,7 @@ def test_shipped_tis_model_denoises_held_out_vesicles_and_the_demo_shows_it(tmp_
     assert psnr(denoised) > psnr(volume) + 5.0
     lines = run_selfsup_demo(tmp_path, shape=(2, 12, 32, 32))
     assert (tmp_path / "llsm.png").stat().st_size > 10_000 and "TiS-rDL" in lines[0]
-    assert zarr.open_array(str(tmp_path / "llsm_tis.zarr"), mode="r").shape == (2, 12, 32, 32)
+    assert zarr.open_array(str(tmp_path / "llsm_tis.zarr" / "0"), mode="r").shape == (2, 12, 32, 32)
     # What the demo tells a user, checked: the denoised volume is several dB closer to the clean expected
     # photons than the noisy one (measured 19.87 → 31.49 dB).
     found = re.search(r"noisy PSNR (-?[\d.]+) dB, denoised (-?[\d.]+) dB", lines[0])
@@ -323,9 +325,9 @@ def test_cli_tta_is_recorded_and_matches_the_python_api(tmp_path, capsys):
     code, stdout, err = run_cli(["selfsup", "predict", source, "-o", out, "--model", model, "--device", "cpu",
                                  "--tta"], capsys)
     assert code == 0, err
-    assert zarr.open_array(str(out), mode="r").attrs["tta"] is True
+    assert zarr.open_array(str(out / "0"), mode="r").attrs["tta"] is True
     plain = SelfSupDenoiser.from_pretrained(model, device="cpu")
     expected = SelfSupDenoiser.from_pretrained(model, device="cpu", tta=True)
     background, scale = plain.measure(zarr.open_array(str(source), mode="r"))
-    np.testing.assert_allclose(zarr.open_array(str(out), mode="r")[2],
+    np.testing.assert_allclose(zarr.open_array(str(out / "0"), mode="r")[2],
                                expected.denoise_volume(_stack()[2], background=background, scale=scale), atol=1e-4)

@@ -122,7 +122,7 @@ def shipped_model_summaries() -> list[dict]:
     Examples
     --------
     >>> [m["method"] for m in shipped_model_summaries() if m["name"] == "filaments-x4"]
-    ['sfsrm']
+    ['SFSRM']
     """
     summaries = []
     for name in shipped_models():

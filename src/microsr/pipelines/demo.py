@@ -160,7 +160,7 @@ def run_selfsup_demo(outdir: str | Path, *, model_name: str = "llsm-vesicles-tis
         stack.attrs.update({"axes": "TZYX", "voxel_size_nm": list(data.voxel_size_nm)})
     denoiser = SelfSupDenoiser.from_pretrained(model_name, device="cpu")
     summary = predict_selfsup_stack(denoiser, noisy_path, denoised_path, overwrite=overwrite)
-    denoised = np.asarray(zarr.open_array(str(denoised_path), mode="r")[0]) - data.offset_adu
+    denoised = np.asarray(read_image(denoised_path, lazy=True).array[0]) - data.offset_adu
     noisy, clean = data.noisy[0] - data.offset_adu, data.clean[0]
 
     def psnr_3d(volume):

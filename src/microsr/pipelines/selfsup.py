@@ -44,6 +44,7 @@ from tqdm.auto import tqdm
 
 from microsr.errors import InputError, MicrosrError
 from microsr.io.atomic import check_writable, move_into_place, remove_partial
+from microsr.io.ome_zarr import CHUNK_PX, bin_plane, create_multiscale, pyramid_shapes
 from microsr.io.volumes import WRITING_ATTRIBUTE, open_volume_stack, stack_metadata
 from microsr.models.selfsup import SelfSupModel, sis_split
 from microsr.models.shipped import model_signature
@@ -266,13 +267,6 @@ class _OneVolume:
         return self.volume[key[1:]]
 
 
-def _output_chunks(stack, shape) -> tuple[int, ...]:
-    chunks = getattr(stack, "chunks", None)
-    if isinstance(chunks, tuple) and len(chunks) == 4 and all(isinstance(c, int) for c in chunks):
-        return tuple(min(int(c), s) for c, s in zip(chunks, shape))
-    return (1, *shape[1:])
-
-
 def partial_path(output: Path) -> Path:
     """Where an unfinished prediction to ``output`` lives (hidden, beside it)."""
     return output.with_name(f".{output.name}.partial")
@@ -291,8 +285,9 @@ def predict_selfsup_stack(denoiser: SelfSupDenoiser, stack_path: str | Path, out
     stack_path : str or Path
         Zarr, folder of TIFF volumes, or one 4-D file (:func:`microsr.io.volumes.open_volume_stack`).
     output : str or Path
-        A ``.zarr`` path; chunked like the input (a TIFF folder: one chunk per volume), float32 counts,
-        with the input's voxel size attributes, ``axes`` "TZYX" and the normalization used.
+        A ``.zarr`` path: OME-Zarr (:mod:`microsr.io.ome_zarr`; level 0 at ``output/0``, one chunk per plane,
+        the pyramid filled volume by volume), float32 counts, with the input's voxel size as each level's
+        scale and as attributes, ``axes`` "TZYX" and the normalization used.
     memory_mb : float
         Budget for tiles, the output slab and output chunks (:func:`plan_tiles`). The input is read
         per tile; nothing else grows with the stack.
@@ -336,44 +331,53 @@ def predict_selfsup_stack(denoiser: SelfSupDenoiser, stack_path: str | Path, out
         measured = denoiser.measure(stack)
         background = measured[0] if background is None else float(background)
         scale = measured[1] if scale is None else float(scale)
-    chunks = _output_chunks(stack, shape)
-    plan = denoiser.plan(shape[1:], memory_mb=memory_mb, overlap=overlap, chunk_bytes=4 * math.prod(chunks))
+    # The output is OME-Zarr, one chunk per plane; zarr encodes the chunks of a slab concurrently, so the plan
+    # reserves up to 16 planes' worth of them.
+    chunk_bytes = 4 * min(shape[1], 16) * min(shape[2], CHUNK_PX) * min(shape[3], CHUNK_PX)
+    plan = denoiser.plan(shape[1:], memory_mb=memory_mb, overlap=overlap, chunk_bytes=chunk_bytes)
     job = {"input": str(stack_path.resolve()), "shape": list(shape), "model": denoiser.fingerprint,
            "mode": denoiser.mode, "tta": denoiser.tta, "background": background, "scale": scale}
     partial = partial_path(output)
+    voxel = metadata.get("voxel_size_nm") or [None, None, None]
     done = 0
     if partial.exists():
         try:
-            previous = zarr.open_array(str(partial), mode="r+")
+            previous = zarr.open_group(str(partial), mode="r+")
             if dict(previous.attrs).get(_ATTR_JOB) == job:
                 done = int(previous.attrs.get(_ATTR_DONE, 0))
         except Exception:  # an unreadable leftover is started over, like one from another job
             done = 0
     if done:
-        array = zarr.open_array(str(partial), mode="r+")
+        group = zarr.open_group(str(partial), mode="r+")
+        levels = [group[str(level)] for level in range(len(pyramid_shapes(shape)))]
     else:
-
         remove_partial(partial)
-        array = zarr.create_array(store=str(partial), shape=shape, chunks=chunks, dtype="float32")
-        array.attrs.update({"axes": "TZYX", **metadata, _ATTR_JOB: job, _ATTR_DONE: 0,
-                            WRITING_ATTRIBUTE: True, "normalization": {"background": background, "scale": scale},
-                            "denoiser": denoiser.mode, "tta": denoiser.tta})
+        # OME-Zarr like every Zarr output; the job and progress markers ride on its group until it is done.
+        levels = create_multiscale(partial, shape, "float32", "TZYX",
+                                   pixel_size_nm=metadata.get("pixel_size_nm") or voxel[-1], z_step_nm=voxel[0],
+                                   attributes={"axes": "TZYX", **metadata, _ATTR_JOB: job, _ATTR_DONE: 0,
+                                               WRITING_ATTRIBUTE: True,
+                                               "normalization": {"background": background, "scale": scale},
+                                               "denoiser": denoiser.mode, "tta": denoiser.tta})
+        group = zarr.open_group(str(partial), mode="r+")
     bar = tqdm(total=shape[0], initial=done, unit="volume", desc=f"{denoiser.mode.upper()}-rDL",
                disable=not progress)
     try:
         for t in range(done, shape[0]):
             for z0, z1, planes in denoiser.slabs(lambda region, t=t: stack[(t, *region)], shape[1:],
                                                  background=background, scale=scale, plan=plan):
-                array[t, z0:z1] = planes
-            array.attrs[_ATTR_DONE] = t + 1
+                for level, array in enumerate(levels):
+                    array[t, z0:z1] = bin_plane(planes, level)
+            group.attrs[_ATTR_DONE] = t + 1
             bar.update(1)
     finally:
         bar.close()
-    attrs = dict(array.attrs)
-    for key in (_ATTR_JOB, _ATTR_DONE, WRITING_ATTRIBUTE):
-        attrs.pop(key, None)
-    array.attrs.put(attrs)
-    del array
+    for node in (group, levels[0]):
+        attrs = dict(node.attrs)
+        for key in (_ATTR_JOB, _ATTR_DONE, WRITING_ATTRIBUTE):
+            attrs.pop(key, None)
+        node.attrs.put(attrs)
+    del levels, group
     if output.exists() and not overwrite:  # appeared while we worked
         raise MicrosrError(f"{output} appeared while predicting: the result is kept in {partial}; move it "
                            "by hand or rerun with --overwrite")
