@@ -487,12 +487,23 @@ def sfsrm_predict_command(
     scheduler: Optional[str] = SCHEDULER,
     overwrite: bool = OVERWRITE,
 ):
-    """Super-resolve widefield frames with a trained SFSRM (SEN → edge map → SRN)."""
-    from microsr.pipelines.sfsrm import loaded_model, predict_file_task
+    """Super-resolve widefield frames with a trained SFSRM (SEN → edge map → SRN); one movie's frames in parallel
+    with --workers."""
+    from microsr.errors import InputError
+    from microsr.pipelines.sfsrm import is_movie, loaded_model, predict_file_task, predict_movie_parallel
 
     names = (model, *(ensemble or []))
     for name in names:  # a wrong model name is one error now, not one per file later
         loaded_model(name, device.value)
+    if len(image) == 1 and (workers > 1 or scheduler) and is_movie(image[0]):
+        # One movie, several workers: its frames in parallel (a Dask array), straight into an OME-Zarr output.
+        if confidence or ensemble:
+            raise InputError("--confidence (temporal agreement) and --ensemble need the frames in order on one "
+                             "worker: leave out --workers/--scheduler, or those flags")
+        typer.echo(json.dumps(predict_movie_parallel(model, image[0], output, pixel_size_nm=pixel_size_nm,
+                                                     device=device.value, workers=workers, scheduler=scheduler,
+                                                     tile_px=tile_px, overwrite=overwrite)))
+        return
     options = dict(models=names, device=device.value, pixel_size_nm=pixel_size_nm, confidence=confidence,
                    tile_px=tile_px, disagreement=disagreement)
     summary = _run_files(image, output, predict_file_task, options, workers=workers, scheduler=scheduler,

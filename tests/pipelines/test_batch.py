@@ -94,3 +94,24 @@ def test_several_stacks_are_denoised_into_a_folder_and_a_folder_of_volumes_is_on
     assert read_image(tmp_path / "denoised" / "cell1.zarr").array.shape == (2, 8, 32, 32)
     jobs, single = plan_jobs([tmp_path / "cell1.zarr"], tmp_path / "one.zarr", folders_are_inputs=True)
     assert single
+
+
+@pytest.mark.slow
+def test_one_movie_is_predicted_frame_parallel_on_two_workers_as_in_order(tmp_path, capsys):
+    from microsr.io import image_notes
+
+    movie = np.random.default_rng(5).random((4, 32, 40)).astype(np.float32) * 100
+    write_image(tmp_path / "movie.tif", movie, pixel_size_nm=100.0, axes="TYX")
+    code, out, err = run_cli(["sfsrm", "predict", tmp_path / "movie.tif", "-o", tmp_path / "parallel.zarr",
+                              "--workers", "2"], capsys)
+    assert code == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["frames"] == 4
+    code, out, err = run_cli(["sfsrm", "predict", tmp_path / "movie.tif", "-o", tmp_path / "in_order.zarr"], capsys)
+    assert code == 0, err
+    parallel, in_order = read_image(tmp_path / "parallel.zarr"), read_image(tmp_path / "in_order.zarr")
+    assert parallel.pixel_size_nm == in_order.pixel_size_nm == pytest.approx(25.0)
+    np.testing.assert_allclose(parallel.array, in_order.array, atol=1e-5 * np.ptp(in_order.array))
+    assert "input_check" in image_notes(tmp_path / "parallel.zarr")
+    code, out, err = run_cli(["sfsrm", "predict", tmp_path / "movie.tif", "-o", tmp_path / "p.tif", "--workers", "2"],
+                             capsys)
+    assert code == 2 and "*.zarr" in err and not (tmp_path / "p.tif").exists()

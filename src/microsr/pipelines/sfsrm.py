@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -14,8 +15,9 @@ from tqdm import tqdm
 
 from microsr.errors import InputError
 from microsr.io import StackWriter, read_image, write_image
-from microsr.io.atomic import check_writable
-from microsr.io.images import PixelSizeWarning, pixel_size_of
+from microsr.io.atomic import PartialOutput, check_writable
+from microsr.io.images import PixelSizeWarning, image_format, pixel_size_of, zarr_attributes
+from microsr.io.ome_zarr import bin_plane, create_multiscale
 from microsr.metrics.confidence import ensemble_disagreement, relative_disagreement, temporal_agreement
 from microsr.models.sfsrm import SFSRMModel, network_inputs, normalize_input
 from microsr.models.shipped import model_signature, shipped_models  # noqa: F401 (shipped_models: API since 0.1)
@@ -239,3 +241,71 @@ def predict_file_task(image: str | Path, output: str | Path, *, models: tuple[st
     """:func:`predict_file` with the models named, not loaded: what ``sfsrm predict`` runs per file, here or on
     a Dask worker (:mod:`microsr.pipelines.batch`), where each model is loaded once per process."""
     return predict_file([loaded_model(str(name), device) for name in models], image, output, **options)
+
+
+def is_movie(path: str | Path) -> bool:
+    """Whether a file holds a ``(T, Y, X)`` movie of more than one frame (not RGB), read lazily."""
+    try:
+        shape = tuple(read_image(path, lazy=True).array.shape)
+    except InputError:
+        return False
+    return len(shape) == 3 and shape[-1] not in (3, 4) and shape[0] > 1
+
+
+def _predict_frames(indices: np.ndarray, *, movie: str, model: str, device: str, pixel_size_nm: float | None,
+                    tile_px: int | None, threads: int | None) -> np.ndarray:
+    """SR frames ``indices`` of ``movie``, read and predicted on a Dask worker (no frame travels over the wire)."""
+    if threads:
+        torch.set_num_threads(threads)
+    frames = read_image(movie, lazy=True).array
+    sfsrm = loaded_model(model, device)
+    return np.stack([sfsrm.predict(np.asarray(frames[int(i)]), pixel_size_nm=pixel_size_nm, tile_px=tile_px,
+                                   check_range=False, ensemble=False).sr for i in np.ravel(indices)])
+
+
+def predict_movie_parallel(model: str, movie: str | Path, output: str | Path, *, pixel_size_nm: float | None = None,
+                           device: str = "auto", workers: int = 2, scheduler: str | None = None,
+                           tile_px: int | None = None, overwrite: bool = False) -> dict:
+    """Super-resolve the frames of one ``(T, Y, X)`` movie in parallel on Dask into an OME-Zarr ``output``.
+
+    For a movie larger than memory on several cores or machines: the frames are a Dask array of one frame per
+    block, each worker reads and predicts its own frames (first SRN, as :func:`predict_stack`), and every level
+    of the output pyramid is stored straight from the workers. The input check runs once, on frame 0, here.
+    Returns :func:`predict_stack`'s summary (without the temporal agreement map, which needs frames in order).
+    """
+    import dask.array as da
+    from distributed import Client, LocalCluster
+
+    if image_format(output) != "zarr":
+        raise InputError(f"{output}: frames predicted in parallel are written to Zarr (.zarr), whose chunks "
+                         "workers can write at once: name the output *.zarr")
+    check_writable(output, overwrite)
+    data = read_image(movie, lazy=True)
+    pixel = pixel_size_of(data, pixel_size_nm, movie, camera=True) or loaded_model(model, device).pixel_size_nm
+    first = loaded_model(model, device).predict(np.asarray(data.array[0]), pixel_size_nm=pixel, tile_px=tile_px,
+                                                ensemble=False)
+    count = int(data.array.shape[0])
+    shape = (count, *first.sr.shape)
+    threads = None if scheduler else max(1, (os.cpu_count() or 1) // workers)
+    indices = da.arange(count, chunks=1)
+    sr = indices.map_blocks(_predict_frames, movie=str(movie), model=str(model), device=device, pixel_size_nm=pixel,
+                            tile_px=tile_px, threads=threads, dtype=np.float32, new_axis=[1, 2],
+                            chunks=((1,) * count, (shape[1],), (shape[2],)))
+    sr_pixel = pixel / loaded_model(model, device).scale
+    cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                  dashboard_address=None)
+    try:
+        with Client(scheduler or cluster), PartialOutput(Path(output), directory=True) as partial:
+            levels = create_multiscale(partial.temp, shape, "float32", "TYX", pixel_size_nm=sr_pixel,
+                                       attributes=zarr_attributes("TYX", sr_pixel,
+                                                                  notes={"input_check": first.input_check}))
+            sources = [sr] + [sr.map_blocks(bin_plane, level, dtype=np.float32,
+                                            chunks=((1,) * count, (array.shape[1],), (array.shape[2],)))
+                              for level, array in enumerate(levels[1:], start=1)]
+            da.store(sources, levels, lock=False)
+            partial.publish()
+    finally:
+        if cluster is not None:
+            cluster.close()
+    return {"output": str(output), "frames": count, "sr_pixel_size_nm": sr_pixel, "input_check": first.input_check,
+            "workers": workers if not scheduler else scheduler}
