@@ -84,9 +84,9 @@ def batch_output(source: Path, folder: Path, suffix: str | None = None) -> Path:
     'out/movie.zarr'
     """
     name = source.name
-    for suffix in (".ome.tiff", ".ome.tif") + IMAGE_SUFFIXES:
-        if name.lower().endswith(suffix):
-            name = name[:-len(suffix)]
+    for known in (".ome.tiff", ".ome.tif") + IMAGE_SUFFIXES:
+        if name.lower().endswith(known):
+            name = name[:-len(known)]
             break
     if suffix:
         return folder / (name + suffix)
