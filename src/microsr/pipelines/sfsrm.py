@@ -281,7 +281,11 @@ def predict_movie_parallel(model: str, movie: str | Path, output: str | Path, *,
                          "workers can write at once: name the output *.zarr")
     check_writable(output, overwrite)
     data = read_image(movie, lazy=True)
-    pixel = pixel_size_of(data, pixel_size_nm, movie, camera=True) or loaded_model(model, device).pixel_size_nm
+    pixel = pixel_size_of(data, pixel_size_nm, movie, camera=True)
+    if pixel is None:  # as predict_file: never silently
+        pixel = loaded_model(model, device).pixel_size_nm
+        warnings.warn(f"{movie} carries no pixel size: taken as the model's {pixel:g} nm; pass --pixel-size-nm if "
+                      "it is not", PixelSizeWarning, stacklevel=2)
     first = loaded_model(model, device).predict(np.asarray(data.array[0]), pixel_size_nm=pixel, tile_px=tile_px,
                                                 ensemble=False)
     count = int(data.array.shape[0])
