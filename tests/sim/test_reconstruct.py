@@ -158,3 +158,26 @@ def test_a_fluctuating_laser_leaves_no_pattern_once_frame_means_are_equalized():
     frames[1, 2] *= 0.1
     equalized = equalize_frame_means(frames)
     assert np.allclose(equalized[1, 2], 0.1) and MAX_FRAME_CORRECTION < 10
+
+
+def test_the_one_call_reconstruct_reuses_its_set_up_within_one_acquisition_only(tirf_otf):
+    import dataclasses
+
+    from microsr.sim import reconstruct as module
+
+    data = simulated(size=64)
+    settings = ReconstructionSettings(background=background_of(data))
+    module._SETUPS.clear()
+    first = reconstruct(data.raw[0], data.params, data.pixel_size_nm, tirf_otf, settings)
+    again = reconstruct(data.raw[0], data.params, data.pixel_size_nm, tirf_otf, settings)
+    assert len(module._SETUPS) == 1
+    np.testing.assert_array_equal(first, again)
+    fresh = WienerReconstructor(data.params, data.raw.shape[-2:], data.pixel_size_nm, tirf_otf, settings)(data.raw[0])
+    np.testing.assert_allclose(first, fresh.cpu().numpy(), rtol=0, atol=1e-6 * np.ptp(first))
+    # Another modulation, another Wiener weight: other filters, so other set-ups (and older ones leave the cache).
+    moved = dataclasses.replace(data.params, orientations=[dataclasses.replace(o, modulation=0.5)
+                                                           for o in data.params.orientations])
+    other = reconstruct(data.raw[0], moved, data.pixel_size_nm, tirf_otf, settings)
+    assert not np.allclose(other, first)
+    reconstruct(data.raw[0], data.params, data.pixel_size_nm, tirf_otf, dataclasses.replace(settings, wiener_weight=0.2))
+    assert len(module._SETUPS) == module.SETUP_CACHE_SIZE
