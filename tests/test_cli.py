@@ -205,19 +205,22 @@ def test_the_cli_tells_its_version_answers_dash_h_and_lists_the_shipped_models(c
     assert code == 0 and "filaments-x4" in out and "MODEL_CARD.md" in out
 
 
+def _leaf_commands(command=None, path=()):
+    """``(path, command)`` of every command of the CLI that does something (not a group)."""
+    if command is None:
+        import typer
+
+        from microsr.cli import app
+        command = typer.main.get_command(app)
+    if hasattr(command, "commands"):
+        for name, sub in command.commands.items():
+            yield from _leaf_commands(sub, (*path, name))
+    else:
+        yield list(path), command
+
+
 def test_every_option_of_every_command_says_what_it_does():
-    import typer
-
-    from microsr.cli import app
-
-    def commands(command, path):
-        if hasattr(command, "commands"):
-            for name, sub in command.commands.items():
-                yield from commands(sub, [*path, name])
-        else:
-            yield " ".join(path), command
-
-    silent = [f"{path} {param.opts[0]}" for path, command in commands(typer.main.get_command(app), [])
+    silent = [f"{' '.join(path)} {param.opts[0]}" for path, command in _leaf_commands()
               for param in command.params if param.param_type_name == "option" and not param.help]
     assert silent == []
 
@@ -225,18 +228,7 @@ def test_every_option_of_every_command_says_what_it_does():
 def test_every_command_shows_an_example_that_its_own_parser_accepts():
     import shlex
 
-    import typer
-
-    from microsr.cli import app
-
-    def commands(command, path):
-        if hasattr(command, "commands"):
-            for name, sub in command.commands.items():
-                yield from commands(sub, [*path, name])
-        else:
-            yield path, command
-
-    for path, command in commands(typer.main.get_command(app), []):
+    for path, command in _leaf_commands():
         assert (command.epilog or "").startswith("Example: microsr " + " ".join(path)), path
         words = shlex.split(command.epilog.removeprefix("Example: "))[1 + len(path):]
         command.make_context(" ".join(path), words)  # raises on an unknown flag or a missing argument

@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, PushButton, Table
+from napari.layers import Image
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_warning
 
@@ -50,7 +51,7 @@ class _RunWidget(Container):
         return []
 
     def layer_choices(self, _widget=None):
-        return [layer.name for layer in self.viewer.layers if layer._type_string == "image"]
+        return [layer.name for layer in self.viewer.layers if isinstance(layer, Image)]
 
     def layer_combo(self, label: str, optional: bool = False) -> ComboBox:
         def choices(_widget=None):

@@ -22,6 +22,7 @@ from microsr.errors import InputError
 from microsr.io.atomic import check_writable
 from microsr.models.packaged import SelfSupNetwork, SFSRMNetwork
 from microsr.models.selfsup import load_network
+from microsr.models.sfsrm import normalize_input
 from microsr.models.shipped import method_of, model_folder
 from microsr.pipelines.selfsup import SelfSupDenoiser
 from microsr.pipelines.sfsrm import SFSRM
@@ -61,7 +62,7 @@ def _torchscript(network: torch.nn.Module, example: torch.Tensor, path: Path) ->
     return True
 
 
-def _sfsrm_parts(name: str, work: Path) -> dict:
+def _sfsrm_parts(name: str) -> dict:
     model = SFSRM.from_pretrained(name, device="cpu")
     network = SFSRMNetwork.from_model(model)
     widefield = widefield_pair("filaments", lr_patch_px=64, fwhm_nm=250.0, snr=15.0, haze=0.5, seed=7).noisy
@@ -77,7 +78,7 @@ def _sfsrm_parts(name: str, work: Path) -> dict:
                            "trained by microsr on simulated widefield images."}
 
 
-def _selfsup_parts(name: str, work: Path) -> dict:
+def _selfsup_parts(name: str) -> dict:
     path = model_folder(name, "selfsup")
     rcan, info = load_network(path / "model.pt" if path.is_dir() else path)
     denoiser = SelfSupDenoiser.from_pretrained(name, device="cpu")
@@ -121,7 +122,7 @@ def export_bioimageio(model_name: str | Path, output: str | Path, *, overwrite: 
         raise InputError(RDL_NOT_EXPORTED)
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
-        parts = (_sfsrm_parts if method == "sfsrm" else _selfsup_parts)(str(model_name), work)
+        parts = (_sfsrm_parts if method == "sfsrm" else _selfsup_parts)(str(model_name))
         network = parts["network"]
         torch.save(network.state_dict(), work / "weights.pt")
         np.save(work / "test_input.npy", parts["input"])
@@ -196,8 +197,7 @@ def export_bioimageio(model_name: str | Path, output: str | Path, *, overwrite: 
 def _preprocessed(parts: dict) -> np.ndarray:
     """The test input as the network sees it (after the package's preprocessing)."""
     data = parts["input"]
-    if parts["normalization"] == "percentile":
-        low, high = np.percentile(data, [0.1, 99.9])
-        return ((data - low) / (high - low + 1e-6)).astype(np.float32)
+    if parts["normalization"] == "percentile":  # the package's scale_range: microsr's own input scaling
+        return normalize_input(data)
     _, background, scale = parts["normalization"]
     return ((data - background) / scale).astype(np.float32)

@@ -286,23 +286,24 @@ def predict_movie_parallel(model: str, movie: str | Path, output: str | Path, *,
         pixel = loaded_model(model, device).pixel_size_nm
         warnings.warn(f"{movie} carries no pixel size: taken as the model's {pixel:g} nm; pass --pixel-size-nm if "
                       "it is not", PixelSizeWarning, stacklevel=2)
-    first = loaded_model(model, device).predict(np.asarray(data.array[0]), pixel_size_nm=pixel, tile_px=tile_px,
-                                                ensemble=False)
-    count = int(data.array.shape[0])
-    shape = (count, *first.sr.shape)
+    sfsrm = loaded_model(model, device)
+    # The input check on frame 0 here; the frames themselves are predicted on the workers only.
+    input_check = sfsrm.check_range(sfsrm.check_input(np.asarray(data.array[0]), pixel), pixel)
+    count, height, width = (int(n) for n in data.array.shape)
+    shape = (count, int(round(height * sfsrm.scale)), int(round(width * sfsrm.scale)))
     threads = None if scheduler else max(1, (os.cpu_count() or 1) // workers)
     indices = da.arange(count, chunks=1)
     sr = indices.map_blocks(_predict_frames, movie=str(movie), model=str(model), device=device, pixel_size_nm=pixel,
                             tile_px=tile_px, threads=threads, dtype=np.float32, new_axis=[1, 2],
                             chunks=((1,) * count, (shape[1],), (shape[2],)))
-    sr_pixel = pixel / loaded_model(model, device).scale
+    sr_pixel = pixel / sfsrm.scale
     cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                                   dashboard_address=None)
     try:
         with Client(scheduler or cluster), PartialOutput(Path(output), directory=True) as partial:
             levels = create_multiscale(partial.temp, shape, "float32", "TYX", pixel_size_nm=sr_pixel,
                                        attributes=zarr_attributes("TYX", sr_pixel,
-                                                                  notes={"input_check": first.input_check}))
+                                                                  notes={"input_check": input_check}))
             sources = [sr] + [sr.map_blocks(bin_plane, level, dtype=np.float32,
                                             chunks=((1,) * count, (array.shape[1],), (array.shape[2],)))
                               for level, array in enumerate(levels[1:], start=1)]
@@ -311,5 +312,5 @@ def predict_movie_parallel(model: str, movie: str | Path, output: str | Path, *,
     finally:
         if cluster is not None:
             cluster.close()
-    return {"output": str(output), "frames": count, "sr_pixel_size_nm": sr_pixel, "input_check": first.input_check,
+    return {"output": str(output), "frames": count, "sr_pixel_size_nm": sr_pixel, "input_check": input_check,
             "workers": workers if not scheduler else scheduler}
