@@ -113,20 +113,27 @@ def create_multiscale(path, shape: tuple[int, ...], dtype, axes: str | None, *, 
     return levels
 
 
+def write_region(levels: list, index: tuple, block: np.ndarray) -> None:
+    """Write ``block`` (whole planes in its last two axes) at ``index`` (the leading axes: ints or slices) to
+    level 0, and to each lower level binned once more from the level above (never binned twice over)."""
+    binned = np.asarray(block)
+    for level, array in enumerate(levels):
+        if level:
+            binned = bin_plane(binned, 1)
+        array[index] = binned
+
+
 def write_block(levels: list, start: int, block: np.ndarray) -> None:
-    """Write frames ``start … start + len(block)`` (first axis) to level 0, and binned to every lower level."""
+    """Write frames ``start … start + len(block)`` (first axis) to every level of the pyramid."""
     block = np.asarray(block)
-    levels[0][start:start + block.shape[0]] = block
-    for level, array in enumerate(levels[1:], start=1):
-        array[start:start + block.shape[0]] = bin_plane(block, level)
+    write_region(levels, (slice(start, start + block.shape[0]),), block)
 
 
 def write_whole(levels: list, array: np.ndarray) -> None:
     """Write a whole image to its levels (a 2-D image has no frames to stream)."""
     array = np.asarray(array)
     if array.ndim < 3:
-        for level, target in enumerate(levels):
-            target[...] = bin_plane(array, level)
+        write_region(levels, (), array)
         return
     for start in range(array.shape[0]):
         write_block(levels, start, array[start:start + 1])

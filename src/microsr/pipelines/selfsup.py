@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 
 from microsr.errors import InputError, MicrosrError
 from microsr.io.atomic import check_writable, move_into_place, remove_partial
-from microsr.io.ome_zarr import CHUNK_PX, bin_plane, create_multiscale, pyramid_shapes
+from microsr.io.ome_zarr import CHUNK_PX, create_multiscale, pyramid_shapes, write_region
 from microsr.io.volumes import WRITING_ATTRIBUTE, open_volume_stack, stack_metadata
 from microsr.models.selfsup import SelfSupModel, sis_split
 from microsr.models.shipped import model_signature
@@ -370,8 +370,7 @@ def predict_selfsup_stack(denoiser: SelfSupDenoiser, stack_path: str | Path, out
         for t in range(done, shape[0]):
             for z0, z1, planes in denoiser.slabs(lambda region, t=t: stack[(t, *region)], shape[1:],
                                                  background=background, scale=scale, plan=plan):
-                for level, array in enumerate(levels):
-                    array[t, z0:z1] = bin_plane(planes, level)
+                write_region(levels, (t, slice(z0, z1)), planes)
             group.attrs[_ATTR_DONE] = t + 1
             bar.update(1)
     finally:

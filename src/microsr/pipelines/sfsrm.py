@@ -304,9 +304,10 @@ def predict_movie_parallel(model: str, movie: str | Path, output: str | Path, *,
             levels = create_multiscale(partial.temp, shape, "float32", "TYX", pixel_size_nm=sr_pixel,
                                        attributes=zarr_attributes("TYX", sr_pixel,
                                                                   notes={"input_check": input_check}))
-            sources = [sr] + [sr.map_blocks(bin_plane, level, dtype=np.float32,
-                                            chunks=((1,) * count, (array.shape[1],), (array.shape[2],)))
-                              for level, array in enumerate(levels[1:], start=1)]
+            sources = [sr]
+            for array in levels[1:]:  # each level binned once from the one above, as write_region does
+                sources.append(sources[-1].map_blocks(bin_plane, 1, dtype=np.float32,
+                                                      chunks=((1,) * count, (array.shape[1],), (array.shape[2],))))
             da.store(sources, levels, lock=False)
             partial.publish()
     finally:
