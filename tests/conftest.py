@@ -1,11 +1,16 @@
 """Shared fixtures."""
 
+import os
+
 import pytest
 import torch
 
 from microsr.optics import ideal_otf
 
 torch.set_num_threads(2)  # the suite is specified for 2 cores; more threads only oversubscribe
+# Commands run in this process choose their threads from MICROSR_THREADS; without it they would measure
+# the machine's load, and one busy moment would leave the rest of the suite on one thread.
+os.environ["MICROSR_THREADS"] = "2"
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "microsr"
 #: Layer of each part of the package (README, Layout): a module may import its own layer and those below.
 LAYERS = {
     "microsr": 0, "microsr.errors": 0,
-    "microsr.io": 1, "microsr.device": 1,
+    "microsr.io": 1, "microsr.device": 1, "microsr.threads": 1,
     "microsr.optics": 2, "microsr.resample": 2, "microsr.tiling": 2, "microsr.edges": 2, "microsr.nets": 2,
     "microsr.losses": 3, "microsr.sim": 3,
     "microsr.metrics": 4,

@@ -64,8 +64,15 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _root(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
-                                       help="Print microsr's version and exit.")) -> None:
+                                       help="Print microsr's version and exit."),
+          threads: Optional[int] = typer.Option(None, "--threads", min=1, help=(
+              "CPU threads for the numerical work (default: MICROSR_THREADS, else OMP_NUM_THREADS, else the "
+              "cores that other programs leave idle right now). Put it before the command: microsr --threads 1 "
+              "sim reconstruct …"))) -> None:
     """Super-resolution microscopy that can be checked against the physics."""
+    from microsr.threads import use_threads
+
+    use_threads(threads)
 simulate_app = _typer("Make synthetic data with known ground truth.")
 sim_app = _typer("Structured illumination: estimate patterns, reconstruct.")
 app.add_typer(simulate_app, name="simulate")
