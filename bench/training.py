@@ -142,6 +142,8 @@ def trainers(folder: Path) -> dict:
                       "SFSRM SEN 32×3, batch 8 × 32², stage 1"),
         "sfsrm-srn": (train_sfsrm, lambda n, out: sfsrm_config("sfsrm_srn_realistic_x4.yaml", n, out),
                       "SFSRM SRN 32×4 ×4, batch 8 × 24², stage 1"),
+        "sfsrm-srn-x10": (train_sfsrm, lambda n, out: sfsrm_config("sfsrm_srn_dots_x10.yaml", n, out),
+                          "SFSRM SRN 32×4 ×10 (paper tables), batch 4 × 16²"),
         "dfcan": (train_rdl, lambda n, out: rdl_config("rdl_sr_tirf.yaml", n, out),
                   "rDL DFCAN 16×2×2, batch 4 × 9 × 64²"),
         "rdl-denoiser": (train_rdl, lambda n, out: rdl_config("rdl_denoise_tirf.yaml", n, out, sr_model),
