@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 WHEELS := $(wildcard /opt/wheels)
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check $(if $(WHEELS),--find-links $(WHEELS),)
 
-.PHONY: setup system-deps demo test bench shipped-model paper-models rdl-models selfsup-models clean
+.PHONY: setup system-deps demo test bench bench-env shipped-model paper-models rdl-models selfsup-models clean
 
 setup: $(STAMP)
 
@@ -39,10 +39,27 @@ test: $(STAMP) system-deps
 		xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) -m pytest -q -p no:cacheprovider tests/napari; \
 	else echo "WARNING: the napari tests were NOT run: no xvfb-run (make system-deps installs it with apt)"; fi
 
-bench: $(STAMP)
+# The peers that bench/peers.py runs beside microsr (bench/peers-requirements.txt) get an environment of their own:
+# what they pull never reaches .venv, so the tests cannot come to depend on it. The project goes in first with torch
+# pinned to the CPU build, as in setup, and the requirements pin it again so that no peer can swap it.
+BENCH_VENV  := .venv-bench
+BENCH_PY    := $(BENCH_VENV)/bin/python
+BENCH_STAMP := $(BENCH_VENV)/.installed
+BENCH_PIP   := $(BENCH_PY) -m pip install --quiet --disable-pip-version-check $(if $(WHEELS),--find-links $(WHEELS),)
+
+bench-env: $(BENCH_STAMP)
+
+$(BENCH_STAMP): pyproject.toml bench/peers-requirements.txt
+	test -x $(BENCH_PY) || python3 -m venv $(BENCH_VENV)
+	$(BENCH_PIP) torch==2.13.0
+	$(BENCH_PIP) -e . -r bench/peers-requirements.txt
+	touch $(BENCH_STAMP)
+
+bench: $(STAMP) bench-env
 	$(PY) bench/sim_reconstruct.py
 	$(PY) bench/metrics.py
 	$(PY) bench/sfsrm_inference.py --sizes 256 512 --paper-sizes 256
+	$(BENCH_PY) bench/peers.py
 
 # Retrain the shipped SFSRM model "filaments-x4" from the simulator (~70 min on 2 CPU cores, two jobs at a
 # time): an SEN and three SRNs (seeds 1-3: the ensemble whose disagreement map every prediction carries) on
@@ -90,4 +107,4 @@ selfsup-models: $(STAMP)
 		--json bench_out/selfsup.json
 
 clean:
-	rm -rf $(VENV) demo_out bench_out .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) demo_out bench_out .pytest_cache
