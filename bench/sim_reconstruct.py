@@ -1,8 +1,11 @@
-"""Benchmark: SIM pattern estimation and Wiener reconstruction speed and memory; prints a table.
+"""Benchmark: SIM pattern estimation, the SIM simulator and Wiener reconstruction, speed and memory; prints a table.
 
 Usage: python bench/sim_reconstruct.py [--repeats 7] [--stream-sets 2000] [--threads 2]
+                                       [--estimate-sizes 256 512 2048] [--simulate-sizes 512 2048]
 Targets (issue 3): one reconstruction of 9 × 512² (parameters known) ≤ 50 ms median on 2 CPU cores;
-estimation of a 256² set ≤ 1 s.
+estimation of a 256² set ≤ 1 s. Issue 19: estimation at 256² / 512² at least as fast as
+napari-sim-processor (0.28 / 0.86 s), time and memory linear in the pixels (2048² in ≤ 16× the 512²
+time, peak ≤ 1 GB); the simulator's memory linear too (2048² well under 1–2 GB).
 """
 
 from __future__ import annotations
@@ -46,18 +49,37 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--stream-sets", type=int, default=2000, help="frame sets in the streaming row (0: skip)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (the target machine has 2 cores)")
+    parser.add_argument("--estimate-sizes", type=int, nargs="*", default=[256, 512, 2048],
+                        help="frame sizes of the estimation rows (9 frames each)")
+    parser.add_argument("--simulate-sizes", type=int, nargs="*", default=[512, 2048],
+                        help="frame sizes of the simulator rows")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     otf = ideal_otf(1.35, 525.0, camera_pixel_nm=PIXEL_NM)
     rows = []
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
 
+    estimate_seconds = {}
+    for size in args.estimate_sizes:
+        raw = simulate_sim(shape=(size, size), photons=30, seed=1).raw[0]
+        # Large frames: fewer repeats (each takes seconds); the warm-up call is inside the peak too.
+        repeats = max(3, args.repeats // 2) if size <= 1024 else 2
+        with PeakRSS() as memory:
+            seconds = timed(lambda: estimate_parameters(raw, PIXEL_NM, otf, background=BACKGROUND),
+                            repeats, torch.device("cpu"))
+        estimate_seconds[size] = seconds
+        rows.append(("estimate (1 set)", f"9×{size}²", "cpu", seconds, f"{1 / seconds:>8.2f} sets/s", memory.mib))
+        del raw
+
+    for size in args.simulate_sizes:
+        with PeakRSS() as memory:
+            seconds = timed(lambda: simulate_sim(shape=(size, size), photons=30, seed=1),
+                            3 if size <= 1024 else 1, torch.device("cpu"))
+        rows.append(("simulate_sim (9 frames)", f"9×{size}²", "cpu", seconds, f"{1 / seconds:>8.2f} sets/s",
+                     memory.mib))
+
     for size in (256, 512):
         data = simulate_sim(shape=(size, size), photons=30, seed=1, time_points=8)
-        with PeakRSS() as memory:
-            seconds = timed(lambda: estimate_parameters(data.raw[0], PIXEL_NM, otf, background=BACKGROUND),
-                            max(3, args.repeats // 2), torch.device("cpu"))
-        rows.append(("estimate (1 set)", f"9×{size}²", "cpu", seconds, 1 / seconds, memory.mib))
         for device in devices:
             recon = WienerReconstructor(data.params, (size, size), PIXEL_NM, otf,
                                         ReconstructionSettings(background=BACKGROUND), device)
@@ -69,7 +91,7 @@ def main() -> None:
                     seconds = timed(lambda: recon(raw), args.repeats, device)
                 peak = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else memory.mib)
                 rows.append((f"reconstruct (batch {batch})", f"9×{size}²", device.type, seconds,
-                             batch / seconds, peak))
+                             f"{batch / seconds:>8.1f} SR fr/s", peak))
 
     if args.stream_sets:
         rows.append(stream_row(args.stream_sets, otf))
@@ -80,7 +102,12 @@ def main() -> None:
     print(f"|{'-' * 30}|{'-' * 14}|{'-' * 8}|{'-' * 13}|{'-' * 19}|{'-' * 13}|")
     for what, size, device, seconds, rate, mib in rows:
         print(f"| {what:<28} | {size:<12} | {device:<6} | {seconds * 1000:>8.1f} ms | "
-              f"{rate:>8.1f} SR fr/s | {mib:>7.0f} MiB |")
+              f"{rate:>17} | {mib:>7.0f} MiB |")
+    sizes = sorted(estimate_seconds)
+    for small, large in zip(sizes[:-1], sizes[1:]):
+        pixels = (large / small) ** 2
+        print(f"\nestimation {large}² / {small}²: {estimate_seconds[large] / estimate_seconds[small]:.1f}× the time "
+              f"for {pixels:.0f}× the pixels (linear: ≤ {pixels:.0f}×)")
 
 
 def stream_row(sets: int, otf):
@@ -108,7 +135,8 @@ def stream_row(sets: int, otf):
                               settings=ReconstructionSettings(background=BACKGROUND), device="cpu",
                               batch_size=8, progress=False)
             seconds = time.perf_counter() - start
-    return (f"stream TIFF→Zarr ({sets} sets)", f"9×{size}²", "cpu", seconds / sets, sets / seconds, memory.mib)
+    return (f"stream TIFF→Zarr ({sets} sets)", f"9×{size}²", "cpu", seconds / sets, f"{sets / seconds:>8.1f} SR fr/s",
+            memory.mib)
 
 
 if __name__ == "__main__":

@@ -108,3 +108,18 @@ def test_estimation_uses_the_measured_otf_file():
     for found, true in zip(params.orientations, data.params.orientations):
         assert angle_error(found.angle_rad, true.angle_rad) < 0.005
         assert found.spacing_nm == pytest.approx(true.spacing_nm, rel=0.005)
+
+
+def test_the_search_limited_to_its_rings_gives_what_the_full_maps_give(tirf_otf):
+    # Without diagnostics the maps are normalized on the search's rings only and the search skips the spacings
+    # that cannot win; with them every ring is normalized for the figure. The estimate must not notice.
+    data = simulated(seed=5, photons=20)
+    diagnostics = {}
+    with_maps = estimate_parameters(data.raw[0], PIXEL_NM, tirf_otf, background=background_of(data),
+                                    diagnostics=diagnostics)
+    without = estimate_parameters(data.raw[0], PIXEL_NM, tirf_otf, background=background_of(data))
+    assert with_maps.to_dict() == without.to_dict()
+    maps = diagnostics["correlation_maps"]
+    assert maps.shape == (3, 512, 512)
+    # symmetrized over ±k: the point mirror about the centre (256, 256) is the same map
+    np.testing.assert_array_equal(maps[:, 1:, 1:], maps[:, :0:-1, :0:-1])
