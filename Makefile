@@ -57,7 +57,7 @@ $(BENCH_STAMP): pyproject.toml bench/peers-requirements.txt
 
 bench: $(STAMP) bench-env
 	$(PY) bench/sim_reconstruct.py
-	$(PY) bench/metrics.py
+	$(PY) bench/metrics.py --evaluate 4096
 	$(PY) bench/sfsrm_inference.py --sizes 256 512 --paper-sizes 256
 	$(BENCH_PY) bench/peers.py
 

@@ -34,6 +34,6 @@ def as_image(array, name: str, *, ndim: int = 2, min_size_px: int = 1) -> np.nda
     if min(image.shape[-2:]) < min_size_px:
         raise InputError(f"{name} is {image.shape[-2]}×{image.shape[-1]} px; this measure needs at least "
                          f"{min_size_px}×{min_size_px} px: use a larger field of view")
-    image = image.astype(np.float64)
+    image = image.astype(np.float64, copy=False)  # no copy of a float64 image: metrics do not write to it
     check_finite(image, name)
     return image

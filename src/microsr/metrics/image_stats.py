@@ -10,8 +10,6 @@ All four are independent of the camera's gain and offset.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
-from skimage.filters import threshold_otsu
 
 from microsr.metrics.checks import as_image
 
@@ -93,6 +91,10 @@ def image_statistics(image, pixel_size_nm: float) -> dict:
     spread over regions wider than any in-focus structure) and ``density`` (the fraction of pixels
     above Otsu's threshold of the smoothed image).
     """
+    # imported on first use, as the other SciPy/scikit-image parts of the metrics: they cost start-up time
+    from scipy import ndimage
+    from skimage.filters import threshold_otsu
+
     image = as_image(image, "image")
     floor = float(np.percentile(image, 5))
     noise = noise_sigma(image, pixel_size_nm)

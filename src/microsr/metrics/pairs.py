@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 #: The dip, as a fraction of the lower peak, that counts as resolved. The SFSRM paper only says "a dip";
 #: 10 % is stricter than Sparrow's "any dip" and looser than Rayleigh's 26 %.
@@ -17,6 +16,8 @@ def profile_through(image: np.ndarray, first_px, second_px, *, step_px: float, m
     ``second_px``, one sample every ``step_px``; the two points therefore lie at samples
     ``margin · d / step_px`` and ``(margin + 1) · d / step_px`` (``d`` their distance in pixels).
     """
+    from scipy import ndimage  # imported on first use: it costs start-up time every import would pay
+
     first, second = np.asarray(first_px, float), np.asarray(second_px, float)
     distance = float(np.hypot(*(second - first)))
     unit = (second - first) / distance

@@ -16,7 +16,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy import ndimage
 
 from microsr.errors import InputError
 from microsr.sim.estimate import repair_pixels, stuck_pixels
@@ -46,6 +45,8 @@ def modulation_contrast_map(raw, background: float, *, sigma_px: float = 2.0) ->
     >>> float(np.nanmean(modulation_contrast_map(raw, 100.0)).round(2))
     0.6
     """
+    from scipy import ndimage  # imported on first use: it costs start-up time every import would pay
+
     frames = repaired(_as_tapyx(raw)).mean(axis=0) - background
     phases = frames.shape[1]
     steps = np.exp(-2j * np.pi * np.arange(phases) / phases)
@@ -85,6 +86,8 @@ def frame_intensities(raw, background: float) -> dict:
     >>> round(frame_intensities(raw, 100.0)["bleaching_per_frame"], 4)
     0.01
     """
+    from scipy import ndimage  # imported on first use: it costs start-up time every import would pay
+
     frames = repaired(_as_tapyx(raw))
     means = frames.mean(axis=(-2, -1)) - background
     if np.any(means <= 0):

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from microsr.errors import InputError
 from microsr.metrics.checks import as_image
@@ -59,6 +58,7 @@ def pair_registration(widefield, sr, scale: int, psf_fwhm_px: float) -> Registra
 
     Examples
     --------
+    >>> from scipy import ndimage
     >>> rng = np.random.default_rng(0)
     >>> sr = ndimage.gaussian_filter(rng.random((256, 256)) ** 8, 2)
     >>> widefield = ndimage.gaussian_filter(sr, 10).reshape(64, 4, 64, 4).mean(axis=(1, 3))
@@ -67,6 +67,8 @@ def pair_registration(widefield, sr, scale: int, psf_fwhm_px: float) -> Registra
     >>> pair_registration(widefield, sr[:, ::-1], 4, 2.5).problem
     'the SR image is flipped (left-right) relative to the widefield image'
     """
+    from scipy import ndimage  # imported on first use: it costs start-up time every import would pay
+
     widefield = as_image(widefield, "widefield image")
     sr = as_image(sr, "SR image")
     if sr.shape != (widefield.shape[0] * scale, widefield.shape[1] * scale):

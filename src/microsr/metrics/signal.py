@@ -1,8 +1,6 @@
 """How much signal an image holds: signal density of a ground truth and SNR of a low-resolution image."""
 
 import numpy as np
-from scipy import ndimage
-from skimage.filters import threshold_otsu
 
 from microsr.errors import InputError
 from microsr.metrics.checks import as_image
@@ -42,6 +40,9 @@ def signal_density(ground_truth, *, threshold=None):
     >>> signal_density(image)
     0.5
     """
+    # imported on first use, as the other SciPy/scikit-image parts of the metrics: they cost start-up time
+    from skimage.filters import threshold_otsu
+
     ground_truth = as_image(ground_truth, "ground truth")
     if threshold is None:
         if np.ptp(ground_truth) == 0:
@@ -91,6 +92,9 @@ def signal_to_noise(image, *, background=None, signal_mask=None):
     >>> 9.0 < snr < 10.5
     True
     """
+    from scipy import ndimage
+    from skimage.filters import threshold_otsu
+
     image = as_image(image, "image")
     if signal_mask is None:
         smoothed = ndimage.gaussian_filter(image, 1.0)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from microsr.errors import InputError
 from microsr.io import check_finite, image_notes, read_image
@@ -101,11 +102,40 @@ def _finite_or_none(value):
     return value if math.isfinite(value) else None
 
 
+class _Steps:
+    """A progress bar over an evaluation's steps (tqdm on stderr), each named while it runs."""
+
+    def __init__(self, total: int, progress: bool | None):
+        # None: shown when stderr is a terminal, as tqdm decides
+        self.bar = tqdm(total=total, desc="evaluate", unit="step", disable=None if progress is None else not progress,
+                        bar_format="{desc}: {n_fmt}/{total_fmt} steps |{bar}| {elapsed}, {postfix}")
+
+    def __call__(self, name: str):
+        self.bar.set_postfix_str(name, refresh=True)
+        return self
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.bar.update()
+        return False
+
+    def close(self):
+        self.bar.close()
+
+
+def _step_count(*, reference: bool, widefield: bool, frc_pair: bool, params: bool) -> int:
+    """How many steps :func:`evaluate` reports for the given inputs (the progress bar's length)."""
+    return 1 + int(params) + 4 * int(reference) + 2 * int(widefield) + int(frc_pair)
+
+
 def evaluate(sr: Picture, *, reference: Picture | None = None, widefield: Picture | None = None,
              frc_pair: Picture | None = None, ensemble: list[Picture] | None = None,
              disagreement_map: Picture | None = None,
              temporal_window: np.ndarray | None = None, frame_in_window: int = 0,
-             normalization: str = "percentile", params: SIMParameters | None = None) -> Evaluation:
+             normalization: str = "percentile", params: SIMParameters | None = None,
+             progress: bool | None = False, steps: _Steps | None = None) -> Evaluation:
     """Compute every metric that the given images allow.
 
     Parameters
@@ -134,10 +164,29 @@ def evaluate(sr: Picture, *, reference: Picture | None = None, widefield: Pictur
     params : SIMParameters, optional
         The pattern of the raw frames a SIM image was made from: the residual-pattern artifact index
         (:func:`microsr.metrics.artifacts.residual_pattern_index`).
+    progress : bool or None
+        Show a progress bar over the steps on stderr (None: when stderr is a terminal).
+    steps : optional
+        The progress bar of a caller that reports more steps (:func:`evaluate_files`); it is left open.
     """
+    own_steps = steps is None
+    if own_steps:
+        steps = _Steps(_step_count(reference=reference is not None, widefield=widefield is not None,
+                                   frc_pair=frc_pair is not None, params=params is not None), progress)
+    try:
+        return _evaluate(sr, reference, widefield, frc_pair, ensemble, disagreement_map, temporal_window,
+                         frame_in_window, normalization, params, steps)
+    finally:
+        if own_steps:
+            steps.close()
+
+
+def _evaluate(sr, reference, widefield, frc_pair, ensemble, disagreement_map, temporal_window, frame_in_window,
+              normalization, params, steps) -> Evaluation:
     metrics: dict = {"sr_pixel_size_nm": sr.pixel_size_nm, "normalization": normalization}
     result = Evaluation(metrics, {"sr": sr})
-    decorrelation = resolution.decorrelation_resolution(sr.image, sr.pixel_size_nm)
+    with steps("resolution (SR)"):
+        decorrelation = resolution.decorrelation_resolution(sr.image, sr.pixel_size_nm)
     metrics["resolution_nm"] = _finite_or_none(decorrelation.resolution_nm)
     # Decorrelation analysis of one image cannot tell real detail from invented texture (a network's
     # hallucinated filaments read as fine resolution): say so wherever the number goes.
@@ -145,40 +194,56 @@ def evaluate(sr: Picture, *, reference: Picture | None = None, widefield: Pictur
     # Curves keep their pixel size: the report plots them on one axis of cycles/µm.
     result.curves["decorrelation"] = {"SR": (decorrelation, sr.pixel_size_nm)}
     if params is not None:
-        artifacts = residual_pattern_index(sr.image, params, sr.pixel_size_nm)
+        with steps("residual pattern"):
+            artifacts = residual_pattern_index(sr.image, params, sr.pixel_size_nm)
         metrics["residual_pattern_index"] = artifacts.index
         metrics["residual_pattern"] = artifacts.per_orientation
 
     if reference is not None:
         truth = match_to(reference, sr.pixel_size_nm, sr.image.shape)
         result.pictures["reference"] = Picture("reference", truth, sr.pixel_size_nm)
-        metrics["psnr"] = _finite_or_none(fidelity.psnr(sr.image, truth, normalization=normalization))
-        metrics["ssim"] = _finite_or_none(fidelity.ssim(sr.image, truth, normalization=normalization))
-        metrics["ms_ssim"] = _finite_or_none(fidelity.ms_ssim(sr.image, truth, normalization=normalization))
-        metrics["nrmse"] = _finite_or_none(fidelity.nrmse(sr.image, truth, normalization=normalization))
-        metrics["pearson"] = _finite_or_none(fidelity.pearson(sr.image, truth))
-        hawkman = confidence.hawkman(sr.image, truth)
+        with steps("PSNR, SSIM"):
+            # normalized once for the four scores (each would find the same percentiles again); the ranges
+            # the scores take by default are those of the normalized reference, as they are here
+            if normalization == "none":
+                image, normalized_truth = sr.image, truth
+            else:
+                image = fidelity.normalize(sr.image, truth, method=normalization)
+                normalized_truth = fidelity.normalize(truth, method="percentile")
+            metrics["psnr"] = _finite_or_none(fidelity.psnr(image, normalized_truth, normalization="none"))
+            metrics["ssim"] = _finite_or_none(fidelity.ssim(image, normalized_truth, normalization="none"))
+        with steps("MS-SSIM, NRMSE, Pearson"):
+            metrics["ms_ssim"] = _finite_or_none(fidelity.ms_ssim(image, normalized_truth, normalization="none"))
+            metrics["nrmse"] = _finite_or_none(fidelity.nrmse(image, normalized_truth, normalization="none"))
+            metrics["pearson"] = _finite_or_none(fidelity.pearson(sr.image, truth))
+        del image, normalized_truth
+        with steps("HAWKMAN"):
+            hawkman = confidence.hawkman(sr.image, truth)
         metrics["hawkman"] = _finite_or_none(hawkman.score)
         result.maps["HAWKMAN confidence"] = (hawkman.confidence_map, sr.pixel_size_nm)
-        reference_decorrelation = resolution.decorrelation_resolution(truth, sr.pixel_size_nm)
+        with steps("resolution (reference)"):
+            reference_decorrelation = resolution.decorrelation_resolution(truth, sr.pixel_size_nm)
         metrics["reference_resolution_nm"] = _finite_or_none(reference_decorrelation.resolution_nm)
         result.curves["decorrelation"]["reference"] = (reference_decorrelation, sr.pixel_size_nm)
 
     if widefield is not None:
         result.pictures["widefield"] = widefield
-        squirrel = confidence.squirrel(sr.image, widefield.image, sr_pixel_size_nm=sr.pixel_size_nm,
-                                       widefield_pixel_size_nm=widefield.pixel_size_nm)
+        with steps("SQUIRREL"):
+            squirrel = confidence.squirrel(sr.image, widefield.image, sr_pixel_size_nm=sr.pixel_size_nm,
+                                           widefield_pixel_size_nm=widefield.pixel_size_nm)
         metrics.update(squirrel_rse=_finite_or_none(squirrel.rse), squirrel_rsp=_finite_or_none(squirrel.rsp),
                        squirrel_sigma_nm=_finite_or_none(squirrel.sigma_nm),
                        widefield_pixel_size_nm=widefield.pixel_size_nm)
         result.maps["SQUIRREL error"] = (squirrel.error_map, widefield.pixel_size_nm)
-        widefield_decorrelation = resolution.decorrelation_resolution(widefield.image, widefield.pixel_size_nm)
+        with steps("resolution (widefield)"):
+            widefield_decorrelation = resolution.decorrelation_resolution(widefield.image, widefield.pixel_size_nm)
         metrics["widefield_resolution_nm"] = _finite_or_none(widefield_decorrelation.resolution_nm)
         result.curves["decorrelation"]["widefield"] = (widefield_decorrelation, widefield.pixel_size_nm)
 
     if frc_pair is not None:
         second = match_to(frc_pair, sr.pixel_size_nm, sr.image.shape)
-        frc = resolution.fourier_ring_correlation(sr.image, second, sr.pixel_size_nm)
+        with steps("FRC"):
+            frc = resolution.fourier_ring_correlation(sr.image, second, sr.pixel_size_nm)
         metrics["frc_resolution_nm"] = _finite_or_none(frc.resolution_nm)
         result.curves["frc"] = frc
 
@@ -215,7 +280,7 @@ def evaluate_files(sr: str | Path, out: str | Path, *, reference: str | Path | N
                    ensemble: list[str | Path] | None = None, pixel_size_nm: float | None = None,
                    reference_pixel_size_nm: float | None = None, widefield_pixel_size_nm: float | None = None,
                    frame: int = 0, normalization: str = "percentile", params: str | Path | None = None,
-                   overwrite: bool = False) -> Evaluation:
+                   overwrite: bool = False, progress: bool | None = None) -> Evaluation:
     """``microsr evaluate``: measure frame ``frame`` of an SR file against what is given; write ``metrics.json``
     and ``report.png`` into ``out``.
 
@@ -224,34 +289,53 @@ def evaluate_files(sr: str | Path, out: str | Path, *, reference: str | Path | N
     (:func:`~microsr.pipelines.sfsrm.disagreement_path`) is reported when it is there, and so is the input
     check it stored in the SR file (``input_check``: each way the widefield input lay outside the model's
     training range).
+
+    ``progress``: a progress bar over the steps (reading, each metric, the report) on stderr; by default
+    when stderr is a terminal.
     """
     out = Path(out)
     for name in ("metrics.json", "report.png"):
         check_writable(out / name, overwrite)
-    sr_picture = load_picture(sr, "sr", pixel_size_nm, frame)
-    stack = read_image(sr, lazy=True).array
-    window, frame_in_window = None, 0
-    if stack.ndim == 3 and stack.shape[0] > 1:  # temporal agreement needs only 5 frames around this one
-        first = max(0, min(frame - 2, stack.shape[0] - 5))
-        window = np.asarray(stack[first:first + 5], dtype=np.float64)
-        frame_in_window = frame - first
-    same_grid = pixel_size_nm or sr_picture.pixel_size_nm
-    beside = disagreement_path(sr)
-    disagreement_map = (load_picture(beside, "disagreement", same_grid) if not ensemble and beside.exists()
-                        and beside != Path(sr) else None)
+    # evaluate's steps, and reading the images and drawing the report
+    steps = _Steps(_step_count(reference=bool(reference), widefield=bool(widefield), frc_pair=bool(frc_pair),
+                               params=bool(params)) + 2, progress)
+    try:
+        return _evaluate_files(sr, out, reference, widefield, frc_pair, ensemble, pixel_size_nm,
+                               reference_pixel_size_nm, widefield_pixel_size_nm, frame, normalization, params,
+                               overwrite, steps)
+    finally:
+        steps.close()
+
+
+def _evaluate_files(sr, out, reference, widefield, frc_pair, ensemble, pixel_size_nm, reference_pixel_size_nm,
+                    widefield_pixel_size_nm, frame, normalization, params, overwrite, steps) -> Evaluation:
+    with steps("reading"):
+        sr_picture = load_picture(sr, "sr", pixel_size_nm, frame)
+        stack = read_image(sr, lazy=True).array
+        window, frame_in_window = None, 0
+        if stack.ndim == 3 and stack.shape[0] > 1:  # temporal agreement needs only 5 frames around this one
+            first = max(0, min(frame - 2, stack.shape[0] - 5))
+            window = np.asarray(stack[first:first + 5], dtype=np.float64)
+            frame_in_window = frame - first
+        same_grid = pixel_size_nm or sr_picture.pixel_size_nm
+        beside = disagreement_path(sr)
+        disagreement_map = (load_picture(beside, "disagreement", same_grid) if not ensemble and beside.exists()
+                            and beside != Path(sr) else None)
+        reference_picture = (load_picture(reference, "reference", reference_pixel_size_nm, same_grid_as=sr_picture)
+                             if reference else None)
+        widefield_picture = load_picture(widefield, "widefield", widefield_pixel_size_nm, frame) if widefield else None
+        frc_picture = load_picture(frc_pair, "frc_pair", same_grid) if frc_pair else None
+        ensemble_pictures = [load_picture(p, "ensemble", same_grid) for p in ensemble or []]
     result = evaluate(
-        sr_picture,
-        reference=(load_picture(reference, "reference", reference_pixel_size_nm, same_grid_as=sr_picture)
-                   if reference else None),
-        widefield=load_picture(widefield, "widefield", widefield_pixel_size_nm, frame) if widefield else None,
-        frc_pair=load_picture(frc_pair, "frc_pair", same_grid) if frc_pair else None,
-        ensemble=[load_picture(p, "ensemble", same_grid) for p in ensemble or []], disagreement_map=disagreement_map,
+        sr_picture, reference=reference_picture, widefield=widefield_picture, frc_pair=frc_picture,
+        ensemble=ensemble_pictures, disagreement_map=disagreement_map,
         temporal_window=window, frame_in_window=frame_in_window, normalization=normalization,
-        params=SIMParameters.load(params) if params else None)
+        params=SIMParameters.load(params) if params else None, steps=steps)
     result.metrics["frame"] = frame
     # sfsrm predict stores its input check in the SR file: a report of that file must not drop it.
     notes = image_notes(sr)
     if "input_check" in notes:
         result.metrics["input_check"] = notes["input_check"]
-    write_evaluation(result, out, overwrite)
+    with steps("report"):
+        write_evaluation(result, out, overwrite)
     return result
