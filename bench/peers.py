@@ -1,7 +1,7 @@
 """Benchmark: microsr beside its peers (napari-sim-processor, NanoPyx, pytorch-msssim) in one run; prints a table.
 
 Usage: .venv-bench/bin/python bench/peers.py [--repeats 5] [--sizes 256 512] [--metrics-size 1024]
-       [--metric-repeats 3] [--threads 2] [--clock wall|cpu]
+       [--metric-repeats 3] [--threads N] [--clock wall|cpu]
 
 `make bench` runs it in the bench environment that `make bench-env` builds (.venv-bench: the project plus the peers
 of bench/peers-requirements.txt); run anywhere else, a peer that is not installed gets a row that says so.
@@ -35,6 +35,8 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+
+from microsr.threads import use_threads
 from scipy import ndimage
 
 from bench_memory import PeakRSS
@@ -575,12 +577,13 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512], help="SIM raw frame sizes")
     parser.add_argument("--metrics-size", type=int, default=1024, help="image size of the metric rows (0: skip)")
     parser.add_argument("--metric-repeats", type=int, default=3, help="timed calls per metric row")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (the target machine has 2 cores)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: what every microsr command chooses, the idle cores)")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="wall: what a user waits; cpu: this process's CPU time, steady on a busy machine but "
                              "equal to the wall time only with every tool on one thread (see Timing)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args.threads = use_threads(args.threads)
     clock = time.perf_counter if args.clock == "wall" else time.process_time
 
     try:

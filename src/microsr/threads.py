@@ -31,7 +31,7 @@ def _cpu_times() -> tuple[int, int] | None:
     return sum(fields[:8]), idle
 
 
-def busy_cores(sample_seconds: float = 0.1) -> float | None:
+def busy_cores(sample_seconds: float = 0.05) -> float | None:
     """Cores kept busy by other programs, measured over ``sample_seconds`` while this process sleeps.
 
     Instantaneous rather than the load average: the 1-minute average still counts a job that ended
