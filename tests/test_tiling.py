@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from microsr.errors import InputError
-from microsr.tiling import blend_window, predict_tiled
+from microsr.tiling import axis_tiles, balanced_tile_px, blend_window, predict_tiled, tile_count
 
 
 class SmallNet(nn.Module):
@@ -190,3 +190,72 @@ def test_impossible_inputs_are_refused(shape, kwargs, match):
 def test_scale_that_does_not_match_the_model_is_refused(image):
     with pytest.raises(InputError, match="scale=2"):
         predict_tiled(lambda x: x, image, scale=2, tile_px=64, overlap_px=16)
+
+
+@pytest.mark.parametrize("length", [200, 256, 257, 300, 512, 700, 1024, 2048])
+@pytest.mark.parametrize("max_tile_px, overlap_px", [(256, 24), (288, 24), (64, 16)])
+def test_balanced_tiles_are_as_few_as_the_largest_tiles_and_compute_the_fewest_pixels(length, max_tile_px, overlap_px):
+    side = balanced_tile_px(length, max_tile_px, overlap_px)
+    starts, extent = axis_tiles(length, side, overlap_px)
+    largest, _ = axis_tiles(length, max_tile_px, overlap_px)
+
+    assert side <= max_tile_px and len(starts) == len(largest)
+    assert len(starts) * extent <= len(largest) * min(max_tile_px, length)  # no more pixels computed
+    # one pixel less per tile would need another tile (the fewest pixels for that many tiles)
+    if len(starts) > 1:
+        assert len(axis_tiles(length, side - 1, overlap_px)[0]) > len(starts)
+
+
+def test_rows_and_columns_take_their_own_tile_sides(image):
+    model = _net()
+    shapes = []
+    result = predict_tiled(lambda x: shapes.append(tuple(x.shape)) or model(x), image, tile_px=(120, 90),
+                           overlap_px=16)
+
+    assert {shape[2:] for shape in shapes} == {(120, 90)}
+    assert sum(shape[0] for shape in shapes) == tile_count(203, 157, tile_px=(120, 90), overlap_px=16) == 2 * 3
+    expected = _untiled(model, image[None])[0]
+    assert np.abs(result - expected).max() <= 1e-3 * (expected.max() - expected.min())
+
+
+class CountingBar:
+    """What predict_tiled needs of a caller's tqdm bar."""
+
+    def __init__(self, total):
+        self.n, self.total = 0, total
+
+    def update(self, count):
+        self.n += count
+
+    def refresh(self):
+        pass
+
+
+def test_a_shared_progress_bar_counts_every_tile_of_several_calls(image):
+    per_call = tile_count(203, 157, tile_px=(120, 90), overlap_px=16)
+    bar = CountingBar(3 * per_call)
+    for _ in range(3):
+        predict_tiled(lambda x: x, image, tile_px=(120, 90), overlap_px=16, progress=bar)
+    assert bar.n == bar.total == 3 * per_call
+
+
+def test_a_progress_bar_of_its_own_is_drawn_over_the_tiles_on_stderr(image, capsys):
+    predict_tiled(lambda x: x, image, tile_px=64, overlap_px=16, progress=True)
+
+    count = tile_count(203, 157, tile_px=64, overlap_px=16)
+    assert f"{count}/{count}" in capsys.readouterr().err
+
+
+def test_a_back_off_recounts_the_tiles_on_the_bar():
+    image = np.random.default_rng(3).random((600, 600), dtype=np.float32)
+    calls = []
+
+    def fragile(x):  # 256-px tiles go one at a time on the CPU; the third fails
+        calls.append(x.shape[0])
+        if max(x.shape[2:]) > 200 and len(calls) > 2:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return x
+
+    bar = CountingBar(tile_count(600, 600, tile_px=256, overlap_px=16))
+    predict_tiled(fragile, image, tile_px=256, overlap_px=16, progress=bar)
+    assert bar.n == bar.total == tile_count(600, 600, tile_px=128, overlap_px=16)

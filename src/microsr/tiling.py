@@ -9,6 +9,8 @@ Three things go wrong with naive tiling, and each has its remedy here:
   field (full width, in input pixels) is at most ``overlap_px``, no damaged pixel carries any weight,
   and the tiled result equals the untiled one up to float rounding.
 - **Guessing tile sizes.** ``tile_px=None`` picks the tile from free GPU memory (or a fixed CPU budget).
+  :func:`balanced_tile_px` spreads a frame over the fewest tiles of at most a given side, all of one size,
+  so the overlaps (computed twice) cost as little as they can.
 - **Out-of-memory crashes.** On an out-of-memory error the tile (and the batch) is halved and the whole
   prediction starts again, down to ``2 * overlap_px + 16`` pixels.
 
@@ -18,7 +20,7 @@ Only the output and one batch of tiles are held; the input is never moved to the
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -101,11 +103,11 @@ def predict_tiled(
     image: np.ndarray | torch.Tensor,
     *,
     scale: int = 1,
-    tile_px: int | None = None,
+    tile_px: int | tuple[int, int] | None = None,
     overlap_px: int = 32,
     device: str | torch.device = "cpu",
     out: np.ndarray | None = None,
-    progress: bool = False,
+    progress: bool | Any = False,
     channels: int | None = None,
 ) -> np.ndarray:
     """Apply ``model`` to ``image`` tile by tile and blend the tiles into one seamless output.
@@ -115,15 +117,16 @@ def predict_tiled(
     model : callable
         Maps a float batch ``(N, C, h, w)`` on ``device`` to ``(N, C_out, h * scale, w * scale)``.
         ``C_out`` is read from the first tile. Putting an ``nn.Module`` in eval mode is the caller's job;
-        the calls run under ``torch.no_grad()``. Models that look at the whole image (global
+        the calls run under ``torch.inference_mode()``. Models that look at the whole image (global
         normalisation, attention over all pixels) cannot be tiled exactly.
     image : numpy.ndarray or torch.Tensor
         One frame, ``(C, H, W)`` or ``(H, W)`` (then ``C = 1``); may be a memmap, only tiles are read.
     scale : int
         Output pixels per input pixel along each axis.
-    tile_px : int or None
-        Tile side in input pixels, overlaps included; at least ``2 * overlap_px + 16``. An axis shorter
-        than the tile runs whole. ``None`` picks it from memory: on CUDA from
+    tile_px : int, (int, int) or None
+        Tile side in input pixels, overlaps included, or ``(rows, columns)``; at least
+        ``2 * overlap_px + 16``. An axis shorter than the tile runs whole (:func:`balanced_tile_px`
+        chooses sides that waste the least). ``None`` picks it from memory: on CUDA from
         ``torch.cuda.mem_get_info`` (half the free memory at ~16 KiB per pixel x ``scale**2``, up to
         4096 px), elsewhere a fixed 256 px (:data:`CPU_BUDGET_PX`). Either way an out-of-memory error
         halves the tile and starts again, down to ``2 * overlap_px + 16``.
@@ -137,8 +140,10 @@ def predict_tiled(
         Preallocated floating-point array (or memmap, or Zarr frame) of shape
         ``(C_out, H * scale, W * scale)``, or ``(H * scale, W * scale)`` when ``C_out == 1``. It is
         zeroed, accumulated into and returned. ``None`` allocates a float32 array.
-    progress : bool
-        Show a progress bar over batches of tiles.
+    progress : bool or tqdm
+        ``True``: a progress bar over the tiles (stderr). A ``tqdm`` bar (anything with ``update(n)``) is
+        advanced by one per tile instead and left open: one bar over several calls, e.g. the networks of
+        one frame.
     channels : int or None
         Channels the model takes. Without it, more than 4 channels are refused as a likely stack of
         frames; give it for models whose channels are frames (rDL: 9 raw SIM frames).
@@ -164,38 +169,86 @@ def predict_tiled(
     (200, 180)
     """
     chw, was_2d = _as_chw(image, channels)
-    _check_parameters(scale, tile_px, overlap_px)
+    tiles_yx = (tile_px, tile_px) if tile_px is None or isinstance(tile_px, (int, np.integer)) else tuple(tile_px)
+    for side in tiles_yx:
+        _check_parameters(scale, side, overlap_px)
     min_tile = 2 * overlap_px + _MIN_CORE_PX
     device = torch.device(device)
     height, width = chw.shape[1:]
 
     auto_tile, budget_px = _memory_plan(device, scale, min_tile)
-    tile = auto_tile if tile_px is None else tile_px
+    tile_y, tile_x = (auto_tile if side is None else int(side) for side in tiles_yx)
     dtype = _model_dtype(model)
+    bar = _progress_bar(progress)
+    planned = None
+    try:
+        while True:
+            extent_y, extent_x = min(tile_y, height), min(tile_x, width)
+            batch_tiles = max(1, budget_px // (extent_y * extent_x))
+            count = len(axis_tiles(height, tile_y, overlap_px)[0]) * len(axis_tiles(width, tile_x, overlap_px)[0])
+            if bar is not None and (progress is True or planned is not None):
+                # a bar of its own counts this layout's tiles; a caller's bar counted them, less after a back-off
+                bar.total = (bar.total or 0) + count - (planned or 0)
+                bar.refresh()
+            planned = count
+            try:
+                return _predict_once(
+                    model, chw, was_2d, scale=scale, tile_px=(tile_y, tile_x), overlap_px=overlap_px,
+                    batch_tiles=batch_tiles, device=device, dtype=dtype, out=out, bar=bar,
+                )
+            except RuntimeError as err:  # torch.OutOfMemoryError is a RuntimeError
+                if not _is_out_of_memory(err):
+                    raise
+                failure = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            # outside the except block, so the traceback's references to the failed batch are gone
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            if batch_tiles == 1 and max(tile_y, tile_x) <= min_tile:
+                raise InputError(
+                    f"out of memory on {device} even with {extent_y}x{extent_x}-px tiles one at a time "
+                    f"({failure}); free device memory (other processes), run on a larger device or on "
+                    f"'cpu', or lower overlap_px ({overlap_px}) so smaller tiles are allowed"
+                )
+            tile_y, tile_x = max(min_tile, tile_y // 2), max(min_tile, tile_x // 2)
+            budget_px = max(1, budget_px // 4)
+    finally:
+        if progress is True:
+            bar.close()
 
-    while True:
-        extent_y, extent_x = min(tile, height), min(tile, width)
-        batch_tiles = max(1, budget_px // (extent_y * extent_x))
-        try:
-            return _predict_once(
-                model, chw, was_2d, scale=scale, tile_px=tile, overlap_px=overlap_px,
-                batch_tiles=batch_tiles, device=device, dtype=dtype, out=out, progress=progress,
-            )
-        except RuntimeError as err:  # torch.OutOfMemoryError is a RuntimeError
-            if not _is_out_of_memory(err):
-                raise
-            failure = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-        # outside the except block, so the traceback's references to the failed batch are gone
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-        if batch_tiles == 1 and tile <= min_tile:
-            raise InputError(
-                f"out of memory on {device} even with {extent_y}x{extent_x}-px tiles one at a time "
-                f"({failure}); free device memory (other processes), run on a larger device or on "
-                f"'cpu', or lower overlap_px ({overlap_px}) so smaller tiles are allowed"
-            )
-        tile = max(min_tile, tile // 2)
-        budget_px = max(1, budget_px // 4)
+
+def tile_count(height: int, width: int, *, tile_px: int | tuple[int, int] | None = None, overlap_px: int = 32,
+               scale: int = 1, device: str | torch.device = "cpu") -> int:
+    """How many tiles :func:`predict_tiled` runs for a ``height`` x ``width`` frame with these settings (before
+    any out-of-memory back-off): the total of a progress bar shared by several calls.
+
+    Examples
+    --------
+    >>> tile_count(512, 512, tile_px=256, overlap_px=24), tile_count(512, 512, tile_px=280, overlap_px=24)
+    (9, 4)
+    """
+    auto_tile, _ = _memory_plan(torch.device(device), scale, 2 * overlap_px + _MIN_CORE_PX)
+    sides = (tile_px, tile_px) if tile_px is None or isinstance(tile_px, (int, np.integer)) else tuple(tile_px)
+    tile_y, tile_x = (auto_tile if side is None else int(side) for side in sides)
+    return len(axis_tiles(height, tile_y, overlap_px)[0]) * len(axis_tiles(width, tile_x, overlap_px)[0])
+
+
+def balanced_tile_px(length: int, max_tile_px: int, overlap_px: int) -> int:
+    """The side of the fewest equal tiles of at most ``max_tile_px`` that cover ``length`` pixels.
+
+    Each tile beyond the first costs ``2 * overlap_px`` pixels computed twice; tiles of the largest side
+    leave a last one shifted far inward (more pixels computed twice). Equal tiles of the smallest side that
+    keeps their number minimal compute the fewest pixels: for 512 px with 256-px tiles and 24-px overlaps,
+    three tiles of 203 px (609 px computed) instead of three of 256 (768 px).
+
+    Examples
+    --------
+    >>> balanced_tile_px(512, 256, 24), balanced_tile_px(512, 288, 24), balanced_tile_px(200, 256, 24)
+    (203, 280, 200)
+    """
+    if length <= max_tile_px:
+        return length
+    count = math.ceil((length - 2 * overlap_px) / (max_tile_px - 2 * overlap_px))
+    return min(max_tile_px, math.ceil((length + 2 * overlap_px * (count - 1)) / count))
 
 
 def _predict_once(
@@ -204,29 +257,25 @@ def _predict_once(
     was_2d: bool,
     *,
     scale: int,
-    tile_px: int,
+    tile_px: tuple[int, int],
     overlap_px: int,
     batch_tiles: int,
     device: torch.device,
     dtype: torch.dtype,
     out: np.ndarray | None,
-    progress: bool,
+    bar: Any,
 ) -> np.ndarray:
     """One full pass at a fixed tile size; out-of-memory errors propagate to the caller's back-off."""
     _, height, width = chw.shape
-    starts_y, extent_y = axis_tiles(height, tile_px, overlap_px)
-    starts_x, extent_x = axis_tiles(width, tile_px, overlap_px)
+    starts_y, extent_y = axis_tiles(height, tile_px[0], overlap_px)
+    starts_x, extent_x = axis_tiles(width, tile_px[1], overlap_px)
     weights_y = axis_weights(height, starts_y, extent_y, overlap_px, scale)
     weights_x = axis_weights(width, starts_x, extent_x, overlap_px, scale)
     tiles = [(iy, ix) for iy in range(len(starts_y)) for ix in range(len(starts_x))]
     batches = [tiles[i : i + batch_tiles] for i in range(0, len(tiles), batch_tiles)]
 
     result = None
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(batches), unit="batch", desc=f"tiles of {extent_y}x{extent_x} px")
+    done = 0
     try:
         for batch in batches:
             pieces = [
@@ -237,7 +286,7 @@ def _predict_once(
                 inputs = torch.stack(pieces).to(device=device, dtype=dtype)
             else:
                 inputs = torch.from_numpy(np.stack(pieces)).to(device=device, dtype=dtype)
-            with torch.no_grad():
+            with torch.inference_mode():
                 predicted = model(inputs)
             expected = (len(batch), extent_y * scale, extent_x * scale)
             if (
@@ -263,11 +312,13 @@ def _predict_once(
                     result[rows, cols] += blended[0]
                 else:
                     result[:, rows, cols] += blended
+            done += len(batch)
             if bar is not None:
-                bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
+                bar.update(len(batch))
+    except BaseException:
+        if bar is not None and done:  # a back-off starts again: the tiles of this pass are done again
+            bar.update(-done)
+        raise
 
     if out is not None:
         return out
@@ -388,6 +439,17 @@ def _memory_plan(device: torch.device, scale: int, min_tile: int) -> tuple[int, 
         budget_px = CPU_BUDGET_PX
     tile = min(_MAX_AUTO_TILE_PX, int(math.isqrt(max(budget_px, 1))) // 16 * 16)
     return max(tile, min_tile), max(budget_px, 1)
+
+
+def _progress_bar(progress: bool | Any) -> Any:
+    """A bar of its own for ``True`` (tiles counted once known), the caller's bar as it is, else ``None``."""
+    if isinstance(progress, bool):
+        if not progress:
+            return None
+        from tqdm import tqdm  # lazily: tiling is imported by every command, bars are shown by few
+
+        return tqdm(total=0, unit="tile", desc="tiles")
+    return progress
 
 
 def _model_dtype(model: Callable[[torch.Tensor], torch.Tensor]) -> torch.dtype:

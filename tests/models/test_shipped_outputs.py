@@ -25,6 +25,10 @@ REFERENCE = Path(__file__).parent.parent / "data" / "shipped_outputs.npz"
 #: Float32 networks on 2 CPU threads: the same code and weights repeat to the last bit; 1e-6 of the
 #: output's range leaves room for another BLAS only.
 TOLERANCE = 1e-6
+#: SFSRM's prediction computes the SRN's upsampling tail with the nearest-neighbour doubling folded into
+#: its convolutions, strip by strip (issue 19): the same function, summed in another order (measured
+#: 8e-7 of the range at most). The issue allows 1e-3.
+SFSRM_TOLERANCE = 1e-5
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +36,15 @@ def reference():
     return dict(np.load(REFERENCE))
 
 
-def _same(output, expected):
+def _same(output, expected, tolerance=TOLERANCE):
     scale = float(np.ptp(expected))
-    np.testing.assert_allclose(output, expected, rtol=0, atol=TOLERANCE * scale)
+    np.testing.assert_allclose(output, expected, rtol=0, atol=tolerance * scale)
 
 
 def test_shipped_sfsrm_gives_todays_output(reference):
     model = SFSRM.from_pretrained("filaments-x4", device="cpu")
-    _same(model.predict(reference["sfsrm_input"], pixel_size_nm=model.pixel_size_nm).sr, reference["sfsrm_output"])
+    _same(model.predict(reference["sfsrm_input"], pixel_size_nm=model.pixel_size_nm).sr, reference["sfsrm_output"],
+          SFSRM_TOLERANCE)
 
 
 def test_shipped_rdl_sim_gives_todays_output_and_pattern(reference):

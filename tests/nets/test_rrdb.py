@@ -85,3 +85,37 @@ def test_receptive_field_bound_is_within_two_pixels_of_the_true_reach():
 def test_unsupported_scale_is_refused(scale):
     with pytest.raises(ValueError, match="scale"):
         RRDBNet(scale=scale)
+
+
+@pytest.mark.parametrize("strip_px", [0, 20, 10**6])
+@pytest.mark.parametrize("scale", [1, 2, 4])
+def test_prediction_form_equals_the_training_form(scale, strip_px):
+    # Large weights, so that a misplaced sub-pixel phase or a strip edge seen through padding shows far
+    # above rounding; strips of 2 rows (20 px / 10 columns) put every row next to a strip edge.
+    net = small(in_channels=2, scale=scale).double()
+    with torch.no_grad():
+        for parameter in net.parameters():
+            parameter.normal_(0.0, 0.3)
+    net.tail_strip_px = strip_px
+    image = torch.rand(2, 2, 23, 10, dtype=torch.float64)
+
+    with torch.enable_grad():
+        training_form = net(image).detach()
+    with torch.no_grad():
+        prediction_form = net(image)
+
+    torch.testing.assert_close(prediction_form, training_form, rtol=0, atol=1e-12 * training_form.abs().max())
+
+
+def test_prediction_form_in_float32_is_within_rounding_of_the_training_form():
+    net = small(in_channels=2, scale=4)
+    net.tail_strip_px = 64  # strips of 4 rows on this 16-column input
+    image = torch.rand(1, 2, 40, 16)
+
+    with torch.enable_grad():
+        training_form = net(image).detach()
+    with torch.no_grad():
+        prediction_form = net(image)
+
+    value_range = training_form.max() - training_form.min()
+    assert (prediction_form - training_form).abs().max() <= 1e-5 * value_range

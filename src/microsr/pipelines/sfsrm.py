@@ -22,7 +22,13 @@ from microsr.metrics.confidence import ensemble_disagreement, relative_disagreem
 from microsr.models.sfsrm import SFSRMModel, network_inputs, normalize_input
 from microsr.models.shipped import model_signature, shipped_models  # noqa: F401 (shipped_models: API since 0.1)
 from microsr.resample import bicubic_upsample
-from microsr.tiling import predict_tiled
+from microsr.tiling import balanced_tile_px, predict_tiled, tile_count
+
+#: Largest tile side on the CPU, in input pixels. SFSRM's networks run fastest per pixel on tiles of ~200–290 px
+#: (measured with the shipped SRN on one thread: 28–29 µs per input pixel from 203 to 288 px, 31 at 320, 41 at
+#: 512, where the trunk's activations outgrow the caches and are mapped afresh at every layer); tiles are made
+#: equal (:func:`~microsr.tiling.balanced_tile_px`): a 512² frame runs as four tiles of 280², not nine of 256².
+CPU_TILE_PX = 288
 
 
 @dataclass
@@ -47,55 +53,77 @@ class SFSRM(SFSRMModel):
     (128, 128)
     """
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def predict(self, image, *, pixel_size_nm: float | None = None, tile_px: int | None = None,
-                overlap_px: int = 24, check_range: bool = True, ensemble: bool = True) -> SFSRMResult:
+                overlap_px: int = 24, check_range: bool = True, ensemble: bool = True,
+                progress: bool | None = None) -> SFSRMResult:
         """Super-resolve one widefield frame; see :class:`SFSRMResult`. ``check_range`` measures the input
         against the model's training range first (a movie needs it on its first frame only). A model with
         ensemble members returns their mean and their disagreement unless ``ensemble`` is False (then
-        the first SRN alone: faster, no uncertainty)."""
+        the first SRN alone: faster, no uncertainty). ``progress``: a bar over the tiles of all networks on
+        stderr; ``None`` shows it for a frame of more than one tile, on a terminal."""
         outputs, denoised, input_check = self.srn_outputs(image, pixel_size_nm=pixel_size_nm, tile_px=tile_px,
                                                           overlap_px=overlap_px, check_range=check_range,
-                                                          ensemble=ensemble)
+                                                          ensemble=ensemble, progress=progress)
         sr = outputs[0] if len(outputs) == 1 else np.mean(outputs, axis=0).astype(np.float32)
         disagreement = ensemble_disagreement(outputs) if len(outputs) > 1 else None
         return SFSRMResult(sr, denoised, pixel_size_nm / self.scale if pixel_size_nm else None, input_check,
                            disagreement)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def srn_outputs(self, image, *, pixel_size_nm: float | None = None, tile_px: int | None = None,
-                    overlap_px: int = 24, check_range: bool = True,
-                    ensemble: bool = True) -> tuple[list[np.ndarray], np.ndarray, list]:
+                    overlap_px: int = 24, check_range: bool = True, ensemble: bool = True,
+                    progress: bool | None = None) -> tuple[list[np.ndarray], np.ndarray, list]:
         """Each SRN's image of one frame (the first SRN's only unless ``ensemble``), the SEN's output they
-        share, and the input check: the SEN and the edge map are made once for all members."""
+        share, and the input check: the SEN and the edge map are made once for all members. ``progress`` as
+        in :meth:`predict`."""
         checked = self.check_input(image, pixel_size_nm)
         input_check = self.check_range(checked, pixel_size_nm) if check_range else []
         frame = normalize_input(checked)
-        if self.sen is not None:
-            frame = predict_tiled(self.sen, frame, scale=1, tile_px=tile_px, overlap_px=overlap_px,
-                                  device=self.device)
-        denoised = frame
         pre = float(self.srn_info.get("pre_upsample", 1.0))
-        if pre != 1.0:
-            frame = bicubic_upsample(frame, pre)
         scale = int(self.srn_info["model"]["scale"])
-        # The edge map is made once for the whole frame: it is normalized by its maximum, so a map
-        # made tile by tile would differ from tile to tile and leave seams.
-        inputs = network_inputs(torch.from_numpy(frame)[None, None], "srn")[0].numpy()
         networks = [self.srn, *self.members] if ensemble else [self.srn]
-        outputs = []
-        for index, network in enumerate(networks):
-            # Member k sees the field turned by k quarter turns and its output is turned back. A quarter
-            # turn is the same physics (round PSF, square pixels), but no network is exactly rotation-
-            # equivariant: the turn decorrelates the members' errors, so their mean is better (held-out
-            # filaments, SNR 10: MS-SSIM 0.846 vs 0.835 unturned) and their spread also shows what depends
-            # on the orientation of the structure, at no extra cost.
-            turns = index % 4
-            turned = np.ascontiguousarray(np.rot90(inputs, turns, axes=(-2, -1)))
-            output = predict_tiled(network, turned, scale=scale, tile_px=tile_px, overlap_px=overlap_px,
-                                   device=self.device)[0]
-            outputs.append(np.ascontiguousarray(np.rot90(output, -turns)))
+        # Member k sees the field turned by k quarter turns and its output is turned back. A quarter turn is
+        # the same physics (round PSF, square pixels), but no network is exactly rotation-equivariant: the
+        # turn decorrelates the members' errors, so their mean is better (held-out filaments, SNR 10: MS-SSIM
+        # 0.846 vs 0.835 unturned) and their spread also shows what depends on the orientation of the
+        # structure, at no extra cost.
+        srn_shape = tuple(int(round(length * pre)) for length in frame.shape)  # bicubic_upsample's (zoom's) size
+        shapes = [srn_shape[::-1] if index % 2 else srn_shape for index in range(len(networks))]
+        srn_tiles = [self._tiles(shape, tile_px, overlap_px) for shape in shapes]
+        counts = [tile_count(*shape, tile_px=tiles, overlap_px=overlap_px, scale=scale, device=self.device)
+                  for shape, tiles in zip(shapes, srn_tiles)]
+        sen_tiles = self._tiles(frame.shape, tile_px, overlap_px)
+        if self.sen is not None:
+            counts.append(tile_count(*frame.shape, tile_px=sen_tiles, overlap_px=overlap_px, device=self.device))
+        with tqdm(total=sum(counts), unit="tile", desc="SFSRM tiles", leave=False,
+                  disable=(None if max(counts) > 1 else True) if progress is None else not progress) as bar:
+            if self.sen is not None:
+                frame = predict_tiled(self.sen, frame, scale=1, tile_px=sen_tiles, overlap_px=overlap_px,
+                                      device=self.device, progress=bar)
+            denoised = frame
+            if pre != 1.0:
+                frame = bicubic_upsample(frame, pre)
+            # The edge map is made once for the whole frame: it is normalized by its maximum, so a map
+            # made tile by tile would differ from tile to tile and leave seams.
+            inputs = network_inputs(torch.from_numpy(frame)[None, None], "srn")[0].numpy()
+            outputs = []
+            for index, network in enumerate(networks):
+                turns = index % 4
+                turned = np.ascontiguousarray(np.rot90(inputs, turns, axes=(-2, -1)))
+                output = predict_tiled(network, turned, scale=scale, tile_px=srn_tiles[index], overlap_px=overlap_px,
+                                       device=self.device, progress=bar)[0]
+                outputs.append(np.ascontiguousarray(np.rot90(output, -turns)))
         return outputs, denoised, input_check
+
+    def _tiles(self, shape: tuple[int, int], tile_px: int | None, overlap_px: int):
+        """The tile of each axis: as asked; on the CPU the fewest equal tiles of at most :data:`CPU_TILE_PX`;
+        elsewhere from free memory (:func:`~microsr.tiling.predict_tiled`)."""
+        if tile_px is not None or self.device.type != "cpu":
+            return tile_px
+        # an axis no longer than the tile runs whole, whatever the tile's side
+        return tuple(balanced_tile_px(int(length), CPU_TILE_PX, overlap_px) if length > CPU_TILE_PX else CPU_TILE_PX
+                     for length in shape)
 
 
 def predict_ensemble(models: list[SFSRM], image, **kwargs) -> tuple[np.ndarray, np.ndarray]:
@@ -119,7 +147,8 @@ def predict_stack(model: SFSRM, stack, output: str | Path, *, pixel_size_nm: flo
     """
 
     count = stack.shape[0]
-    first_result = model.predict(np.asarray(stack[0]), pixel_size_nm=pixel_size_nm, **kwargs)
+    # one bar for the movie, over its frames: none over the tiles of each frame
+    first_result = model.predict(np.asarray(stack[0]), pixel_size_nm=pixel_size_nm, progress=False, **kwargs)
     first = first_result.sr
     shape = (count, *first.shape)
     sr_pixel = pixel_size_nm / model.scale if pixel_size_nm else None
@@ -133,7 +162,7 @@ def predict_stack(model: SFSRM, stack, output: str | Path, *, pixel_size_nm: flo
     with writer, (agreement or nullcontext()):
         for t in tqdm(range(count), unit="frame", desc="SFSRM", disable=not progress):
             sr = first if t == 0 else model.predict(np.asarray(stack[t]), pixel_size_nm=pixel_size_nm,
-                                                    check_range=False, **kwargs).sr
+                                                    check_range=False, progress=False, **kwargs).sr
             writer.write(sr[None])
             if agreement is not None:
                 recent = (recent + [sr])[-5:]
@@ -208,10 +237,13 @@ def predict_file(models: list[SFSRM], image: str | Path, output: str | Path, *, 
     frame = np.asarray(array[0] if array.ndim == 3 and array.shape[0] == 1 else array)
     sr_pixel = pixel / models[0].scale if pixel else None
     input_check = models[0].check_range(models[0].check_input(frame, pixel), pixel)
+    tiles_bar = None if progress else False  # with progress: a bar over the tiles of a frame too large for one
     if len(models) > 1 and ensemble:
-        sr, spread = predict_ensemble(models, frame, pixel_size_nm=pixel, tile_px=tile_px, check_range=False)
+        sr, spread = predict_ensemble(models, frame, pixel_size_nm=pixel, tile_px=tile_px, check_range=False,
+                                      progress=tiles_bar)
     else:
-        result = models[0].predict(frame, pixel_size_nm=pixel, tile_px=tile_px, check_range=False, ensemble=ensemble)
+        result = models[0].predict(frame, pixel_size_nm=pixel, tile_px=tile_px, check_range=False, ensemble=ensemble,
+                                   progress=tiles_bar)
         sr, spread = result.sr, result.disagreement
     summary = {"output": str(output), "sr_pixel_size_nm": sr_pixel, "shape": list(sr.shape)}
     # The input check goes into the outputs' metadata too: whoever opens the files later must see it.
@@ -260,7 +292,7 @@ def _predict_frames(indices: np.ndarray, *, movie: str, model: str, device: str,
     frames = read_image(movie, lazy=True).array
     sfsrm = loaded_model(model, device)
     return np.stack([sfsrm.predict(np.asarray(frames[int(i)]), pixel_size_nm=pixel_size_nm, tile_px=tile_px,
-                                   check_range=False, ensemble=False).sr for i in np.ravel(indices)])
+                                   check_range=False, ensemble=False, progress=False).sr for i in np.ravel(indices)])
 
 
 def predict_movie_parallel(model: str, movie: str | Path, output: str | Path, *, pixel_size_nm: float | None = None,
