@@ -178,7 +178,9 @@ class RRDBNet(nn.Module):
         Without gradients (prediction) the same function is computed faster (:meth:`predict`); with
         gradients (training) in the form of ESRGAN's definition, which autograd differentiates.
         """
-        if not torch.is_grad_enabled():
+        # A TorchScript trace (bioimage.io export) records the definition: the strips of predict() depend on
+        # the input's size, which a trace would freeze.
+        if not torch.is_grad_enabled() and not torch.jit.is_tracing():
             return self.predict(x)
         features = self.conv_first(x)
         features = features + self.conv_trunk(self.trunk(features))
