@@ -69,15 +69,19 @@ def sfsrm_run(kind: str, tiny: bool, folder: Path, accelerator: str):
 
 
 def rdl_run(task: str, seed: int, tiny: bool, folder: Path, accelerator: str):
-    from microsr.train.rdl import load_rdl_config
+    from microsr.io.config_files import read_yaml
+    from microsr.train.config import load_config
+    from microsr.train.rdl import RDLTrainConfig
 
-    config = load_rdl_config(EXAMPLES / f"rdl_{task}_tirf.yaml")
+    # Validated only when a run is made: the denoiser's configuration names the DFCAN of its seed, which
+    # is trained just before it.
+    settings = read_yaml(EXAMPLES / f"rdl_{task}_tirf.yaml")
     model = (TINY_DFCAN if task == "sr" else TINY_DENOISER) if tiny else (PAPER_DFCAN if task == "sr" else PAPER_DENOISER)
-    data = {"seed": seed, **(TINY_RDL_DATA if tiny else {})}
+    data = {**settings["data"], "seed": seed, **(TINY_RDL_DATA if tiny else {})}
     if task == "denoise":
-        data["sr_model"] = folder / f"sr_seed{seed}" / "model.pt"
-    return lambda iterations, output=folder / f"{task}_seed{seed}": config.model_copy(update={
-        "model": model, "seed": seed, "iterations": iterations, "data": config.data.model_copy(update=data),
+        data["sr_model"] = str(folder / f"sr_seed{seed}" / "model.pt")
+    return lambda iterations, output=folder / f"{task}_seed{seed}": load_config(None, RDLTrainConfig, {
+        **settings, "model": model, "seed": seed, "iterations": iterations, "data": data,
         "output_dir": output, "accelerator": accelerator, "validate_every": 10**6})
 
 

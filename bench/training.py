@@ -98,13 +98,15 @@ def sfsrm_config(example: str, iterations: int, folder: Path):
 
 
 def rdl_config(example: str, iterations: int, folder: Path, sr_model: Path | None = None):
-    from microsr.train.rdl import load_rdl_config
+    from microsr.io.config_files import read_yaml
+    from microsr.train.config import load_config
+    from microsr.train.rdl import RDLTrainConfig
 
-    config = load_rdl_config(EXAMPLES / example)
-    update = {"iterations": iterations, "output_dir": folder, "validate_every": 10**6, "checkpoint_every": 10**6}
-    if sr_model is not None:
-        update["data"] = config.data.model_copy(update={"sr_model": sr_model})
-    return config.model_copy(update=update)
+    settings = read_yaml(EXAMPLES / example)
+    if sr_model is not None:  # the example names a DFCAN of its own run folder, which may not exist here
+        settings["data"] = {**settings["data"], "sr_model": str(sr_model)}
+    return load_config(None, RDLTrainConfig, {**settings, "iterations": iterations, "output_dir": folder,
+                                              "validate_every": 10**6, "checkpoint_every": 10**6})
 
 
 def selfsup_config(mode: str, iterations: int, folder: Path, stack: Path):

@@ -94,7 +94,8 @@ def launched_copy() -> bool:
 def check_ranks_agree(trainer, module, output: Path) -> None:
     """After a DDP run: gather every rank's weights and record, in ``ddp.json``, how far they are from rank 0's
     (0 when DDP did its job: the same averaged gradients applied to the same start)."""
-    weights = torch.nn.utils.parameters_to_vector([p for p in module.parameters()]).detach()
+    # reshape, not view: channels-last parameters (RCAN3D's) are not contiguous in (out, in, z, y, x) order.
+    weights = torch.cat([p.detach().reshape(-1) for p in module.parameters()])
     gathered = trainer.strategy.all_gather(weights)
     if trainer.is_global_zero:
         difference = float((gathered - gathered[0]).abs().max())
