@@ -35,6 +35,14 @@ def _margin_taper(shape: tuple[int, int], margin_px: int) -> np.ndarray:
     return np.outer(taper(shape[0]), taper(shape[1]))
 
 
+def _mirrored_source(n: int, border_px: int) -> np.ndarray:
+    """For each of ``n + 2·border`` padded positions, the position in ``[0, n)`` that prepare()'s padding copies:
+    a mirror (the edge not repeated) up to ``min(border, n - 1)`` pixels out, the outermost one beyond."""
+    pad = min(border_px, n - 1)
+    position = np.clip(np.arange(n + 2 * border_px) - border_px, -pad, n - 1 + pad)
+    return np.where(position < 0, -position, np.where(position > n - 1, 2 * (n - 1) - position, position))
+
+
 #: Largest correction of one frame's brightness by :func:`equalize_frame_means` (factor and its inverse):
 #: lasers fluctuate by a few %, bleaching over one set takes a few % more; a frame far outside is no
 #: fluctuation (a shutter, a dropped frame) and is left as it is rather than amplified.
@@ -269,6 +277,128 @@ class WienerReconstructor:
         self._centre = centre
         out_y, out_x = np.arange(2 * self.shape[0])[:, None], np.arange(2 * self.shape[1])[None, :]
         self._output_sign = torch.as_tensor(np.where((out_y + out_x) % 2 == 0, 4.0, -4.0), dtype=torch.float32, **to)
+        # The half-plane path (see _reconstruct_half_plane) needs the sign's centring and every side band away
+        # from the spectrum's first row and column, where its mirror would wrap around; else the full plane.
+        self._half_plane = self._centred_by_sign and all(oy > 0 and ox > 0 for oy, ox in offsets)
+        if self._half_plane:
+            self._set_up_half_plane(separate, zero_weight, np.stack(plus_weights), seen, otf)
+
+    def _set_up_half_plane(self, separate: np.ndarray, zero_weight: np.ndarray, plus_weights: np.ndarray,
+                           seen: SIMParameters, otf: OTF) -> None:
+        """What the half-plane path adds to the set-up: the margin as a list of pixels with their sources and
+        band patterns, the zero band's weights on half a spectrum, the side bands' for the mirrored form."""
+        a, p = self.params.angles, self.params.phases
+        y, x = self.shape
+        b = self.border_px
+        ny, nx = y + 2 * b, x + 2 * b
+        to = dict(dtype=torch.float32, device=self.device)
+        # Rows of the one matrix product over the raw frames: the bands, then each orientation's mean image
+        # (the margin continues it).
+        self._separate_raw = np.concatenate([separate, np.kron(np.eye(a), np.full((1, p), 1.0 / p))])
+        if b:
+            # A margin frame is its orientation's mirrored mean image times the frame's illumination, so in the
+            # margin a band is that mean image times the same combination of the illuminations, faded to the
+            # band's mean by the taper (prepare() fades each frame to its own mean).
+            inside = np.zeros((ny, nx), bool)
+            inside[b:b + y, b:b + x] = True
+            margin = np.flatnonzero(~inside)
+            source_y, source_x = _mirrored_source(y, b), _mirrored_source(x, b)
+            patterns = illumination_stack((ny, nx), self.pixel_size_nm, seen, (y // 2 + b, x // 2 + b))
+            patterns = patterns.reshape(a, p, ny * nx)[:, :, margin].astype(np.float64)
+            taper = _margin_taper((ny, nx), b).reshape(-1)[margin]
+            zero_patterns = np.einsum("ap,apm->am", separate[0].reshape(a, p), patterns)
+            # side band r (real parts, then imaginary) belongs to orientation r mod A alone
+            plus_patterns = np.stack([np.einsum("p,pm->m", separate[1 + r].reshape(a, p)[r % a], patterns[r % a])
+                                      for r in range(2 * a)])
+            self._margin = torch.as_tensor(margin, device=self.device)
+            self._margin_source = torch.as_tensor(source_y[margin // nx] * x + source_x[margin % nx],
+                                                  device=self.device)
+            self._margin_zero = torch.as_tensor(zero_patterns * taper, **to)
+            self._margin_plus = torch.as_tensor(plus_patterns * taper, **to)
+            self._margin_fade = torch.as_tensor(1.0 - taper, **to)
+        # The zero band from its real transform: the left half of its centred spectrum. Its first row and column
+        # (the raw grid's Nyquist frequency, ±N/2 at once) count half here and half at the mirrored place, as the
+        # real part of the full-plane inverse transform shares them.
+        half_weight = zero_weight[:, :nx // 2 + 1].copy()
+        half_weight[0, :] *= 0.5
+        half_weight[1:, 0] *= 0.5
+        self._zero_weight_half = torch.as_tensor(half_weight, **to)
+        # H = Z + P + conj(mirror(P)): the 2× factor of the full plane's real part is split between the two.
+        self._plus_weights_half = torch.as_tensor(plus_weights / 2, **to)
+
+    def _frame_gains(self, raw: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Per-frame gains ``(T, A·P)`` of prepare()'s equalizations and the equalized frames' means, from the
+        frame means alone (NumPy float64: a few numbers, each torch operation would cost more than its work)."""
+        settings = self.settings
+        means = raw.mean(dim=(3, 4)).cpu().numpy().astype(np.float64) - settings.background
+        gains = np.ones_like(means)
+        if settings.equalize_frames:
+            nonzero = np.where(means == 0, 1.0, means)
+            gains = np.where(means == 0, 1.0, equalize_frame_means(means[..., None, None])[..., 0, 0] / nonzero)
+        equalized = means * gains
+        if settings.equalize_orientations:
+            orientation_mean = equalized.mean(axis=2, keepdims=True)
+            factor = orientation_mean.mean(axis=1, keepdims=True) / np.maximum(orientation_mean, 1e-6)
+            gains, equalized = gains * factor, equalized * factor
+        return gains.reshape(len(means), -1), equalized.reshape(len(means), -1)
+
+    def _reconstruct_half_plane(self, raw: torch.Tensor) -> torch.Tensor:
+        """The reconstruction with the fewest passes over memory; equal to the full-plane one to float rounding.
+
+        The frames' background, brightness equalization and the margin's fade are per-frame affine maps, so
+        they fold into one matrix product over the raw frames (band separation included); the margin is
+        filled from a list of its pixels; the output, a real image, comes from the half of its spectrum that an
+        inverse real transform reads (half the largest transform of the full-plane path).
+        """
+        batch, a, p = raw.shape[:3]
+        y, x = self.shape
+        b = self.border_px
+        ny, nx = y + 2 * b, x + 2 * b
+        rows = 1 + 2 * a
+        gains, equalized = self._frame_gains(raw)
+        matrix = self._separate_raw[None] * gains[:, None, :]                 # (T, rows + A, frames)
+        offset = matrix.sum(axis=2) * self.settings.background              # what the background adds
+        band_means = equalized @ self._separate_raw[:rows].T                 # (T, rows): what the margin fades to
+        to = dict(dtype=torch.float32, device=self.device)
+        separated = torch.bmm(torch.as_tensor(matrix, **to), raw.reshape(batch, a * p, y * x))
+        separated = separated.view(batch, -1, y, x)
+        offset = torch.as_tensor(offset, **to)[..., None, None]
+        # The side bands are written straight into the real and imaginary parts of one complex array.
+        zero_band = torch.empty((batch, 1, ny, nx), **to)
+        plus = torch.empty((batch, a, ny, nx), dtype=torch.complex64, device=self.device)
+        parts = torch.view_as_real(plus)
+        inner = (slice(None), slice(None), slice(b, b + y), slice(b, b + x))
+        torch.sub(separated[:, :1], offset[:, :1], out=zero_band[inner])
+        torch.sub(separated[:, 1:1 + a], offset[:, 1:1 + a], out=parts[..., 0][inner])
+        torch.sub(separated[:, 1 + a:rows], offset[:, 1 + a:rows], out=parts[..., 1][inner])
+        if b:
+            # gather, not index_select: the latter is ~20× slower along a last dimension (torch 2.13, CPU)
+            means = separated[:, rows:].reshape(batch, a, y * x)
+            means = torch.gather(means, 2, self._margin_source.expand(batch, a, -1))
+            means.sub_(offset[:, rows:, :, 0])                                # (T, A, margin pixels)
+            fade = torch.as_tensor(band_means, **to)[..., None]
+            zero_margin = (means * self._margin_zero).sum(dim=1).addcmul_(fade[:, 0], self._margin_fade)
+            plus_margin = means.repeat(1, 2, 1).mul_(self._margin_plus).addcmul_(fade[:, 1:], self._margin_fade)
+            zero_band.view(batch, ny * nx).index_copy_(1, self._margin, zero_margin)
+            flat = parts.view(batch, a, ny * nx, 2)
+            flat[..., 0].index_copy_(2, self._margin, plus_margin[:, :a])
+            flat[..., 1].index_copy_(2, self._margin, plus_margin[:, a:])
+        zero = torch.fft.rfft2(zero_band[:, 0] * self._sign)                    # (T, ny, nx/2 + 1)
+        plus = torch.fft.fft2(plus.mul_(self._ramps)).mul_(self._plus_weights_half)  # (T, A, ny, nx)
+        half = torch.zeros((batch, 2 * ny, nx + 1), dtype=torch.complex64, device=self.device)
+        top, left = ny - ny // 2, nx - nx // 2
+        torch.mul(zero, self._zero_weight_half, out=half[:, top:top + ny, left:nx + 1])
+        half[:, top + ny, left + 1:] = half[:, top, left + 1:]  # the other half of the Nyquist row
+        for index, (oy, ox) in enumerate(self._offsets):
+            band = plus[:, index]
+            half[:, oy:oy + ny, ox:] += band[..., :nx + 1 - ox]
+            # the mirrored conjugate: position (-r, -c) of the 2× grid, read from the band's last ox columns
+            half[:, ny + 1 - oy:2 * ny + 1 - oy, nx + 1 - ox:] += band[..., nx - ox:].flip((-2, -1)).conj()
+        image = torch.fft.irfft2(half, s=(2 * ny, 2 * nx))
+        image = image[:, 2 * b:2 * b + 2 * y, 2 * b:2 * b + 2 * x] * self._output_sign
+        if self.settings.clip_negative:
+            image.clamp_min_(0)
+        return image
 
     def _centred(self, spectrum: torch.Tensor) -> torch.Tensor:
         """The spectrum of a band in centred order (the sign already did it on an even grid)."""
@@ -318,6 +448,8 @@ class WienerReconstructor:
     @torch.no_grad()
     def __call__(self, raw: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Reconstruct ``(T, A, P, Y, X)`` (or one ``(A, P, Y, X)`` set) into ``(T, 2Y, 2X)`` float32."""
+        if self._half_plane:
+            return self._reconstruct_half_plane(self._as_batch(raw))
         frames = self.prepare(self._as_batch(raw))
         batch, angles = frames.shape[:2]
         ny, nx = frames.shape[-2:]
