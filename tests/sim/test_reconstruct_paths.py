@@ -19,10 +19,13 @@ def both_paths(shape, settings, phases=3, time_points=1, pixel_nm=PIXEL_NM):
     otf = ideal_otf(1.35, 525, camera_pixel_nm=pixel_nm)
     recon = WienerReconstructor(data.params, shape, pixel_nm, otf, settings, device="cpu")
     fast = recon(raw).numpy()
-    uses_half_plane = recon._half_plane
-    recon._half_plane = False
-    full = recon(raw).numpy()
-    return fast, full, uses_half_plane
+    try:
+        WienerReconstructor.HALF_PLANE = False
+        full_plane = WienerReconstructor(data.params, shape, pixel_nm, otf, settings, device="cpu")
+    finally:
+        WienerReconstructor.HALF_PLANE = True
+    assert not full_plane._half_plane
+    return fast, full_plane(raw).numpy(), recon._half_plane
 
 
 @pytest.mark.parametrize("shape, phases, time_points, settings", [
