@@ -27,7 +27,7 @@ from scipy import ndimage
 from microsr.errors import InputError
 from microsr.synthetic.defects import AcquisitionDefects, camera_defects
 # The blur, binning, SNR scaling and noise of SFSRM's own pairs: one physics for both simulations.
-from microsr.synthetic.specimens import (_FWHM_PER_SIGMA, _add_noise, _binned_crop, _blur_and_bin, _photon_scale,
+from microsr.synthetic.specimens import (_FWHM_PER_SIGMA, _add_noise, _binned_crop, _blur_and_bin_crop, _photon_scale,
                                          _training_gt_pixel, polymer_chains, worm_like_chain)
 
 #: Specimen classes, in the order a mixed training draws them.
@@ -82,15 +82,20 @@ def specimen(kind: str, field_um: float, gt_pixel_nm: float, rng: np.random.Gene
         count = max(2, int(round(6 * 0.5 * area)))
         tubules = _normalized_line_image(_chains(rng, count, field_nm, gt_pixel_nm, (0.3 * field_nm, field_nm), 800.0),
                                          (n, n), gt_pixel_nm, 60.0)
-        y, x = (np.mgrid[0:n, 0:n] + 0.5) * gt_pixel_nm
         sheets = np.zeros((n, n))
         for _ in range(max(1, int(round(0.15 * area)))):
             cy, cx = rng.uniform(0, field_nm, 2)
             ry, rx = rng.uniform(300, 900, 2)
             angle = rng.uniform(0, np.pi)
+            # only the pixels within the ellipse's reach (its larger semi-axis) are tested: a sheet is < 2 µm
+            # across, a field with its haze margin up to ~10 µm
+            reach = max(ry, rx) + gt_pixel_nm
+            rows = slice(max(0, int((cy - reach) / gt_pixel_nm)), min(n, int((cy + reach) / gt_pixel_nm) + 1))
+            cols = slice(max(0, int((cx - reach) / gt_pixel_nm)), min(n, int((cx + reach) / gt_pixel_nm) + 1))
+            y, x = (np.mgrid[rows, cols] + 0.5) * gt_pixel_nm
             u = (y - cy) * np.cos(angle) + (x - cx) * np.sin(angle)
             v = -(y - cy) * np.sin(angle) + (x - cx) * np.cos(angle)
-            sheets = np.maximum(sheets, ((u / ry) ** 2 + (v / rx) ** 2 <= 1) * 0.4)
+            np.maximum(sheets[rows, cols], ((u / ry) ** 2 + (v / rx) ** 2 <= 1) * 0.4, out=sheets[rows, cols])
         return tubules + ndimage.gaussian_filter(sheets, 30.0 / gt_pixel_nm)
     if kind == "mitochondria":
         count = max(1, int(round(0.6 * area)))
@@ -162,7 +167,7 @@ def widefield_pair(kind: str, *, scale: int = 4, lr_patch_px: int = 32, lr_pixel
     else:
         raise InputError("could not draw a non-empty patch; use a larger lr_patch_px")
     psf_sigma = fwhm_nm / _FWHM_PER_SIGMA / gt_pixel_nm
-    expected = _blur_and_bin(in_focus, psf_sigma, ratio)
+    expected = _blur_and_bin_crop(in_focus, psf_sigma, ratio, margin, lr_patch_px)
     if haze > 0:
         # The planes above and below hold the same kind of structure, not the same structures: the field
         # turned and shifted (cheaper than drawing another, and as different once defocused).
@@ -170,9 +175,7 @@ def widefield_pair(kind: str, *, scale: int = 4, lr_patch_px: int = 32, lr_pixel
                         axis=(0, 1))
         above = above * (haze * in_focus.sum() / max(float(above.sum()), 1e-12))
         defocused = np.hypot(fwhm_nm, defocus_nm) / _FWHM_PER_SIGMA / gt_pixel_nm
-        expected = expected + _blur_and_bin(above, defocused, ratio)
-    inner = slice(margin, margin + lr_patch_px)
-    expected = expected[inner, inner]
+        expected = expected + _blur_and_bin_crop(above, defocused, ratio, margin, lr_patch_px)
     photons = _snr_scale(expected, snr, background_photons, read_noise_e)
     counts = _add_noise(expected, photons, background_photons, read_noise_e, rng) + np.float32(_OFFSET_ADU)
     if defects is not None:
