@@ -47,3 +47,18 @@ def test_sfsrm_training_draws_realistic_pairs_from_its_config():
     assert low.shape == (16, 16) and high.shape == (64, 64) and high.max() == 1.0
     noisy, clean = simulated_pair(config, 1, "sen", seed=3)
     assert noisy.shape == clean.shape == (16, 16) and not np.array_equal(noisy, clean)
+
+
+@pytest.mark.parametrize("shape, sigma_px, ratio, start, count", [
+    ((96, 96), 6.5, 4, 5, 12),     # a PSF
+    ((120, 96), 23.0, 4, 3, 10),   # a defocused haze wider than the patch, a field not square
+    ((64, 64), 0.0, 8, 1, 6),      # no blur: binning alone
+])
+def test_a_patch_blurred_and_binned_alone_equals_the_crop_of_the_whole_field(shape, sigma_px, ratio, start, count):
+    from microsr.synthetic.specimens import _blur_and_bin, _blur_and_bin_crop
+
+    field = np.random.default_rng(0).random(shape) ** 8  # sparse bright specks, as specimens are
+    whole = _blur_and_bin(field, sigma_px, ratio)[start:start + count, start:start + count]
+    patch = _blur_and_bin_crop(field, sigma_px, ratio, start, count)
+    assert patch.shape == (count, count)
+    assert np.max(np.abs(patch - whole)) <= 1e-12 * np.max(whole)
