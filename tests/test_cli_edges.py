@@ -29,9 +29,12 @@ def long_acquisition(tmp_path_factory):
 def test_an_interrupted_or_killed_run_says_aborted_exits_130_and_leaves_nothing(sig, long_acquisition, tmp_path):
     folder, background = long_acquisition
     output = tmp_path / "out" / "sim.zarr"
+    # As a command in the foreground gets it: a shell without job control starts background jobs (CI run with
+    # `&`) with SIGINT ignored, their children inherit that, and Python then never raises KeyboardInterrupt.
     process = subprocess.Popen([sys.executable, "-m", "microsr.cli", "sim", "reconstruct", folder / "raw.tif", "-o",
                                 output, "--params", folder / "params.json", "--background", str(background),
-                                "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not (output.parent.exists() and any(p.name.endswith(".partial") for p in output.parent.iterdir())):
         assert process.poll() is None, process.communicate()
