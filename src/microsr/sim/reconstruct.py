@@ -332,9 +332,12 @@ class WienerReconstructor:
         half_weight = zero_weight[:, :nx // 2 + 1].copy()
         half_weight[0, :] *= 0.5
         half_weight[1:, 0] *= 0.5
-        self._zero_weight_half = torch.as_tensor(half_weight, **to)
+        # The weights are kept complex: a real factor of a complex product is converted on every call (a copy as
+        # large as the bands: ~0.5 ms at 256², measured).
+        complex_to = dict(dtype=torch.complex64, device=self.device)
+        self._zero_weight_half = torch.as_tensor(half_weight, **complex_to)
         # H = Z + P + conj(mirror(P)): the 2× factor of the full plane's real part is split between the two.
-        self._plus_weights_half = torch.as_tensor(plus_weights / 2, **to)
+        self._plus_weights_half = torch.as_tensor(plus_weights / 2, **complex_to)
 
     def _frame_gains(self, raw: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Per-frame gains ``(T, A·P)`` of _prepare()'s equalizations and the equalized frames' means, from the
