@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import mrcfile
 import numpy as np
 
 from microsr.errors import InputError
@@ -130,6 +129,8 @@ def load_otf_mrc(path: str | Path, cutoff_threshold: float = 2e-3) -> OTF:
     if not path.exists():
         raise InputError(f"OTF file {path} does not exist: check the path, or leave --otf out to use "
                          "the ideal OTF from --na and --wavelength-nm")
+    import mrcfile  # on first use: it would add ~0.09 s to every command's start-up
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # reference OTF files lack the MRC2014 map ID
