@@ -33,6 +33,7 @@ def both_paths(shape, settings, phases=3, time_points=1, pixel_nm=PIXEL_NM):
     ((80, 64), 5, 2, ReconstructionSettings(background=100.0)),
     ((70, 90), 3, 1, ReconstructionSettings(background=100.0, border_px=7)),
     ((64, 64), 3, 1, ReconstructionSettings(background=100.0, border_px=0)),
+    ((10, 64), 3, 1, ReconstructionSettings(background=100.0, border_px=14)),  # a margin wider than a side
     ((72, 72), 3, 1, ReconstructionSettings(background=95.0, equalize_frames=False, equalize_orientations=False,
                                             clip_negative=False, apodization="cosine")),
 ])

@@ -39,10 +39,9 @@ def _margin_taper(shape: tuple[int, int], margin_px: int) -> np.ndarray:
     return np.outer(taper(shape[0]), taper(shape[1]))
 
 
-def _mirrored_source(n: int, border_px: int) -> np.ndarray:
+def _mirrored_source(n: int, border_px: int, pad: int) -> np.ndarray:
     """For each of ``n + 2·border`` padded positions, the position in ``[0, n)`` that _prepare()'s padding copies:
-    a mirror (the edge not repeated) up to ``min(border, n - 1)`` pixels out, the outermost one beyond."""
-    pad = min(border_px, n - 1)
+    a mirror (the edge not repeated) up to ``pad`` pixels out, the outermost one beyond."""
     position = np.clip(np.arange(n + 2 * border_px) - border_px, -pad, n - 1 + pad)
     return np.where(position < 0, -position, np.where(position > n - 1, 2 * (n - 1) - position, position))
 
@@ -313,7 +312,8 @@ class WienerReconstructor:
             inside = np.zeros((ny, nx), bool)
             inside[b:b + y, b:b + x] = True
             margin = np.flatnonzero(~inside)
-            source_y, source_x = _mirrored_source(y, b), _mirrored_source(x, b)
+            pad = min(b, y - 1, x - 1)  # as _prepare() mirrors: one width for both axes
+            source_y, source_x = _mirrored_source(y, b, pad), _mirrored_source(x, b, pad)
             patterns = patterns.reshape(a, p, ny * nx)[:, :, margin].astype(np.float64)
             taper = _margin_taper((ny, nx), b).reshape(-1)[margin]
             zero_patterns = np.einsum("ap,apm->am", separate[0].reshape(a, p), patterns)
