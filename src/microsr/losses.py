@@ -121,17 +121,8 @@ def ms_ssim_torch(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, 
     if x.ndim != 4 or x.shape != y.shape:
         raise InputError(f"x has shape {tuple(x.shape)} and y has shape {tuple(y.shape)}: "
                          "give two (N, C, H, W) batches of the same shape")
-    check_ssim_window(win_size, tuple(x.shape[-2:]))
-    if not sigma > 0:
-        raise InputError(f"sigma={sigma}: give a positive Gaussian window width in pixels")
-    weights = MS_SSIM_WEIGHTS if weights is None else tuple(float(w) for w in weights)
-    if len(weights) == 0 or any(w < 0 for w in weights):
-        raise InputError(f"weights={weights}: give one non-negative exponent per scale")
-
-    scales = _scales_that_fit(tuple(x.shape[-2:]), win_size, len(weights))
-    exponents = x.new_tensor(weights[:scales])
-    if scales < len(weights):
-        exponents = exponents / exponents.sum()
+    exponents = x.new_tensor(ms_ssim_exponents(tuple(x.shape[-2:]), win_size, sigma, weights))
+    scales = len(exponents)
 
     window = _gaussian_window(win_size, sigma, x.dtype, x.device).repeat(x.shape[1], 1, 1, 1)
     c1 = (SSIM_K1 * data_range) ** 2
@@ -150,12 +141,25 @@ def ms_ssim_torch(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, 
     return torch.prod(powered, dim=0).mean()
 
 
-def _scales_that_fit(shape: tuple[int, int], win_size: int, max_scales: int) -> int:
+def ms_ssim_exponents(shape: tuple[int, int], win_size: int, sigma: float,
+                      weights: Sequence[float] | None) -> tuple[float, ...]:
+    """The exponent of each scale MS-SSIM uses on images of ``shape`` (one per scale that fits, rescaled to sum
+    to 1 when fewer than ``weights`` fit), after the checks of the window and the weights. Shared by
+    :func:`ms_ssim_torch` and the metric's NumPy twin, so both score the same scales."""
+    check_ssim_window(win_size, shape)
+    if not sigma > 0:
+        raise InputError(f"sigma={sigma}: give a positive Gaussian window width in pixels")
+    weights = MS_SSIM_WEIGHTS if weights is None else tuple(float(w) for w in weights)
+    if len(weights) == 0 or any(w < 0 for w in weights):
+        raise InputError(f"weights={weights}: give one non-negative exponent per scale")
     scales, height, width = 1, shape[0], shape[1]
-    while scales < max_scales and min(height // 2, width // 2) >= win_size:
+    while scales < len(weights) and min(height // 2, width // 2) >= win_size:
         height, width = height // 2, width // 2
         scales += 1
-    return scales
+    if scales == len(weights):
+        return tuple(weights)
+    total = sum(weights[:scales])
+    return tuple(w / total for w in weights[:scales])
 
 
 def _gaussian_window(win_size: int, sigma: float, dtype, device) -> torch.Tensor:

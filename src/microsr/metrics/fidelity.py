@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from microsr.errors import InputError
-from microsr.losses import MS_SSIM_WEIGHTS, SSIM_K1 as _K1, SSIM_K2 as _K2, check_ssim_window
+from microsr.losses import MS_SSIM_WEIGHTS, SSIM_K1 as _K1, SSIM_K2 as _K2, check_ssim_window, ms_ssim_exponents
 from microsr.metrics.checks import as_image
 from microsr.metrics.cosine import transform_threads
 
@@ -381,18 +381,8 @@ def _ssim_and_cs(x: np.ndarray, y: np.ndarray, window: np.ndarray, c1: float, c2
 def _ms_ssim_float64(x: np.ndarray, y: np.ndarray, *, data_range: float, win_size: int, sigma: float,
                      weights: Sequence[float] | None) -> float:
     """:func:`ms_ssim_torch` of two 2-D float64 images, computed with NumPy and SciPy (same checks, same steps)."""
-    check_ssim_window(win_size, x.shape)
-    if not sigma > 0:
-        raise InputError(f"sigma={sigma}: give a positive Gaussian window width in pixels")
-    weights = MS_SSIM_WEIGHTS if weights is None else tuple(float(w) for w in weights)
-    if len(weights) == 0 or any(w < 0 for w in weights):
-        raise InputError(f"weights={weights}: give one non-negative exponent per scale")
-    scales, height, width = 1, x.shape[0], x.shape[1]
-    while scales < len(weights) and min(height // 2, width // 2) >= win_size:
-        height, width, scales = height // 2, width // 2, scales + 1
-    exponents = np.array(weights[:scales], dtype=np.float64)
-    if scales < len(weights):
-        exponents = exponents / exponents.sum()
+    exponents = ms_ssim_exponents(x.shape, win_size, sigma, weights)
+    scales = len(exponents)
     coords = np.arange(win_size, dtype=np.float64) - win_size // 2
     profile = np.exp(-(coords**2) / (2 * sigma**2))
     window = profile / profile.sum()
