@@ -6,7 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MICROSR=${MICROSR:-.venv/bin/microsr}
-RUNS=runs/rdl_tirf
+# RUNS: where the runs go; ITERATIONS: each network's iterations (default: the example configs' 1000); SHIP=0
+# leaves the shipped weights alone (a longer ensemble for bench/rdl_compare.py only). A killed run resumes
+# from its checkpoints when started again with the same settings.
+RUNS=${RUNS:-runs/rdl_tirf}
+ITERATIONS=${ITERATIONS:-}
+SHIP=${SHIP:-1}
 mkdir -p "$RUNS/configs"
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
 
@@ -15,6 +20,7 @@ config() {  # config TASK SEED -> path of the example config with its seeds and 
   sed -e "s/^seed: 0/seed: $seed/" -e "s/^  seed: 0/  seed: $seed/" \
       -e "s#runs/rdl_tirf/\([a-z]*\)\$#$RUNS/\1_seed$seed#" \
       -e "s#sr_model: runs/rdl_tirf/sr/model.pt#sr_model: $RUNS/sr_seed$seed/model.pt#" \
+      -e "s#^iterations: \\(.*\\)#iterations: ${ITERATIONS:-\\1}#" \
       "examples/rdl_${task}_tirf.yaml" > "$out"
   echo "$out"
 }
@@ -31,5 +37,7 @@ for seed in 0 1 2; do
   cp "$RUNS/sr_seed$seed/model.pt" "$RUNS/model_seed$seed/sr.pt"
   cp "$RUNS/denoise_seed$seed/model.pt" "$RUNS/model_seed$seed/denoiser.pt"
 done
-mkdir -p src/microsr/weights/tirf-sim-3x3
-cp "$RUNS/model_seed0/sr.pt" "$RUNS/model_seed0/denoiser.pt" src/microsr/weights/tirf-sim-3x3/
+if [ "$SHIP" = 1 ]; then
+  mkdir -p src/microsr/weights/tirf-sim-3x3
+  cp "$RUNS/model_seed0/sr.pt" "$RUNS/model_seed0/denoiser.pt" src/microsr/weights/tirf-sim-3x3/
+fi
