@@ -19,9 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from microsr.errors import InputError
+from microsr.metrics.banded import gaussian_filter64
 from microsr.metrics.checks import as_image
 from microsr.metrics.cosine import (binned_spectrum, blur_at, cosine_spectrum, from_cosine_spectrum, gaussian_kernel,
                                     gaussian_transfer, inverse_cosine_spectrum, transform_threads)
+from microsr.threads import blas_threads
 
 __all__ = [
     "HawkmanResult",
@@ -297,10 +299,8 @@ class _LocalPearson:
     def add(self, a, b, rows: slice, inside: slice, binary: bool = False):
         """Correlate strips ``a``, ``b`` (read with margins); keep the rows ``inside`` as image rows ``rows``.
         ``binary``: the strips hold only 0 and 1, so a * a is a and its windowed mean is already known."""
-        from scipy import ndimage
-
         def windowed(image):
-            return ndimage.gaussian_filter(image, self.window_sigma_px)[inside]
+            return gaussian_filter64(image, self.window_sigma_px)[inside]
 
         def variance(mean, image):
             # max(G(x²) − G(x)², 0), in place
@@ -349,13 +349,11 @@ def _confidence_map(sharp_test, sharp_reference, skeleton_test, skeleton_referen
                     pool) -> np.ndarray:
     """Eq. 18 applied to Gaussian-windowed local correlations (window σ = max(2, scale) pixels).
 
-    SciPy's float64 filters, as the local variances are compared with a floor of 1e-6 of their peak that
-    float32 cannot resolve; in strips of rows, each read with the margin its filters reach, so that memory
-    stays bounded on large images and two threads share the work. The values are those of the whole image
-    filtered at once.
+    SciPy's float64 filters (as banded matrix products, :mod:`microsr.metrics.banded`), as the local
+    variances are compared with a floor of 1e-6 of their peak that float32 cannot resolve; in strips of
+    rows, each read with the margin its filters reach, so that memory stays bounded on large images and two
+    threads share the work. The values are those of the whole image filtered at once.
     """
-    from scipy import ndimage
-
     rows, columns = sharp_test.shape
     window_sigma_px = max(2.0, float(scale_px))
     sigma = scale_px / _FWHM_PER_SIGMA
@@ -372,11 +370,12 @@ def _confidence_map(sharp_test, sharp_reference, skeleton_test, skeleton_referen
         inside, image_rows = slice(start - low, stop - low), slice(start, stop)
         sharp.add(sharp_test[low:high].astype(np.float64), sharp_reference[low:high].astype(np.float64),
                   image_rows, inside, binary=True)
-        structure.add(ndimage.gaussian_filter(skeleton_test[low:high].astype(np.float64), sigma),
-                      ndimage.gaussian_filter(skeleton_reference[low:high].astype(np.float64), sigma),
+        structure.add(gaussian_filter64(skeleton_test[low:high], sigma),
+                      gaussian_filter64(skeleton_reference[low:high], sigma),
                       image_rows, inside)
 
-    list(pool.map(strip, range(0, rows, max(1, height))))
+    with blas_threads(1):  # the strips already run in the pool's threads
+        list(pool.map(strip, range(0, rows, max(1, height))))
     return _eq18(sharp.result(), structure.result(), np.float32(threshold))
 
 
