@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
+import threading
 import time
 
 from microsr.errors import InputError
@@ -101,13 +103,30 @@ def _blas_controller():
     return ThreadpoolController()
 
 
+_blas_lock = threading.Lock()
+_blas_holders = {"count": 0, "limiter": None}
+
+
+@contextlib.contextmanager
 def blas_threads(count: int):
-    """Context in which NumPy's and SciPy's BLAS use at most ``count`` threads (the previous limits come
-    back on exit).
+    """Context in which NumPy's and SciPy's BLAS use at most ``count`` threads; the previous limits come
+    back when the last such context (from any thread) ends.
 
     For work that already runs in several threads of its own: each thread's small matrix products would
     otherwise wake the whole BLAS pool (measured: HAWKMAN's confidence map 112 ms with one BLAS thread,
     187 ms with two, in two threads of its own on 2 cores). Environment variables cannot do this: BLAS
-    reads them once, when NumPy loads.
+    reads them once, when NumPy loads. Contexts that overlap (two metrics in two Dask threads) share one
+    limit, so the first to end cannot lift it under the other, nor the last leave it set for good.
     """
-    return _blas_controller().limit(limits=count, user_api="blas")
+    with _blas_lock:
+        if _blas_holders["count"] == 0:
+            _blas_holders["limiter"] = _blas_controller().limit(limits=count, user_api="blas")
+        _blas_holders["count"] += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_holders["count"] -= 1
+            if _blas_holders["count"] == 0:
+                _blas_holders["limiter"].restore_original_limits()
+                _blas_holders["limiter"] = None

@@ -24,10 +24,32 @@ def test_binary_input_is_filtered_in_float64_and_empty_windows_stay_exactly_zero
     assert np.all(blurred[:20] == 0.0)  # farther than the kernel's reach: exact zeros, as SciPy's
 
 
-def test_one_blas_thread_inside_the_context_and_the_limit_restored_after():
+def _blas_counts():
     from threadpoolctl import threadpool_info
 
-    before = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
-    with blas_threads(1):
-        assert all(pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas")
-    assert [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"] == before
+    return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+
+def test_one_blas_thread_inside_the_context_and_the_limit_restored_after():
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(2, user_api="blas"):  # whatever the environment set at load, start from 2
+        before = _blas_counts()
+        with blas_threads(1):
+            assert all(count == 1 for count in _blas_counts())
+        assert _blas_counts() == before
+
+
+def test_overlapping_blas_limits_end_with_the_last_context():
+    """Two metrics in two threads: the first to finish neither lifts the limit under the other nor leaves it set."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(2, user_api="blas"):
+        before = _blas_counts()
+        outer, inner = blas_threads(1), blas_threads(1)
+        outer.__enter__()
+        inner.__enter__()
+        outer.__exit__(None, None, None)
+        assert all(count == 1 for count in _blas_counts())  # still held by the other context
+        inner.__exit__(None, None, None)
+        assert _blas_counts() == before
