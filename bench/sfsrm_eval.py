@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from skimage.restoration import richardson_lucy
 
-from microsr.metrics import ensemble_disagreement, hawkman, ms_ssim, normalize, psnr
+from microsr.metrics import ensemble_disagreement, hawkman, ms_ssim, normalize, psnr, relative_disagreement
 from microsr.models.sfsrm import normalize_input
 from microsr.pipelines.sfsrm import SFSRM
 from microsr.resample import bicubic_upsample
@@ -68,7 +68,7 @@ def evaluate(model_names: list[str], snr: float, images: int, size_px: int, spec
     scale = int(model.scale)
     methods = ("bicubic", "richardson_lucy", "sfsrm", *(("ensemble",) if len(models) > 1 else ()))
     scores: dict[str, dict[str, list[float]]] = {m: {"ms_ssim": [], "psnr": [], "hawkman": []} for m in methods}
-    agreement = []
+    agreement, relative = [], []
     for index in range(images):
         lr, hr, fwhm = held_out_field(specimen, index, scale, size_px, model.pixel_size_nm, snr)
         prediction = model.predict(lr, pixel_size_nm=model.pixel_size_nm, check_range=False)
@@ -78,6 +78,7 @@ def evaluate(model_names: list[str], snr: float, images: int, size_px: int, spec
         if prediction.disagreement is not None:  # a model with ensemble members: its row is their mean
             error = np.abs(normalize(prediction.sr) - normalize(hr))
             agreement.append(float(np.corrcoef(prediction.disagreement.ravel(), error.ravel())[0, 1]))
+            relative.append(relative_disagreement(prediction.disagreement, prediction.sr))
         if len(models) > 1:
             members = [outputs["sfsrm"]] + [m.predict(lr, pixel_size_nm=m.pixel_size_nm, check_range=False).sr
                                             for m in models[1:]]
@@ -92,6 +93,8 @@ def evaluate(model_names: list[str], snr: float, images: int, size_px: int, spec
               for name, by_metric in scores.items()}
     if agreement:
         result["disagreement_vs_error"] = statistics.mean(agreement)
+    if relative:  # per unit of signal, as `sfsrm predict` summarises it
+        result["relative_disagreement"] = statistics.mean(relative)
     return result
 
 
@@ -114,13 +117,15 @@ def main() -> None:
     print(f"|{'-' * 6}|{'-' * 18}|{'-' * 10}|{'-' * 11}|{'-' * 10}|")
     for snr, by_method in results.items():
         for name, values in by_method.items():
-            if name == "disagreement_vs_error":
+            if name in ("disagreement_vs_error", "relative_disagreement"):
                 continue
             print(f"| {snr:>4g} | {name:<16} | {values['ms_ssim']:>8.3f} | {values['psnr']:>9.2f} | "
                   f"{values['hawkman']:>8.2f} |")
     for snr, by_method in results.items():
         if "disagreement_vs_error" in by_method:
-            print(f"SNR {snr:g}: disagreement vs error, Pearson {by_method['disagreement_vs_error']:.2f}")
+            print(f"SNR {snr:g}: disagreement vs error, Pearson {by_method['disagreement_vs_error']:.2f}"
+                  + (f"; per unit of signal {by_method['relative_disagreement']:.2f}"
+                     if "relative_disagreement" in by_method else ""))
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"images": args.images, "size_px": args.size_px,

@@ -4,7 +4,8 @@ For each model (and bicubic upsampling): MS-SSIM against the truth, the band-pas
 (Pearson correlation of difference-of-Gaussians filtered images, σ 2 and 8 px of 25 nm: the scale of
 tubules and their gaps), the apparent resolution (decorrelation analysis of the SR image alone) and
 SQUIRREL's RSP against the widefield input; for an ensemble model, its disagreement map's mean and
-99th percentile. The model of before issue 17 lives in git history::
+99th percentile, its mean per unit of signal (``relative``, as `sfsrm predict` summarises it) and its
+pixel-by-pixel Pearson correlation with the error ``|normalize(SR) - normalize(truth)|``. The model of before issue 17 lives in git history::
 
     mkdir -p runs/before && for f in sen srn; do
       git show e216d7e:src/microsr/weights/filaments-x4/$f.pt > runs/before/$f.pt; done
@@ -24,7 +25,7 @@ import torch
 from scipy import ndimage
 
 from microsr.io import read_image
-from microsr.metrics import decorrelation_resolution, ms_ssim, squirrel
+from microsr.metrics import decorrelation_resolution, ms_ssim, normalize, relative_disagreement, squirrel
 from microsr.models.sfsrm import normalize_input
 from microsr.pipelines.sfsrm import SFSRM
 from microsr.resample import bicubic_upsample
@@ -49,7 +50,10 @@ def rows(widefield: np.ndarray, truth: np.ndarray, models: dict) -> None:
         line = (f"| {name} | {ms_ssim(image, truth):.3f} | {bandpass_correlation(image, truth):.2f} | "
                 f"{decorrelation_resolution(image, 25.0).resolution_nm:.0f} nm | {rsp:.3f} |")
         if spread is not None:
-            line += f" disagreement mean {spread.mean():.3f}, p99 {np.percentile(spread, 99):.3f}"
+            error = np.abs(normalize(image) - normalize(truth))
+            line += (f" disagreement mean {spread.mean():.3f}, p99 {np.percentile(spread, 99):.3f}, "
+                     f"relative {relative_disagreement(spread, image):.2f}, "
+                     f"vs error r {np.corrcoef(spread.ravel(), error.ravel())[0, 1]:.2f}")
         print(line)
 
 

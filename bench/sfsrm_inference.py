@@ -72,20 +72,20 @@ def timed_predictions(model: SFSRM, frame: np.ndarray, device: str, repeats: int
             "output": sr.shape[0]}
 
 
-def cold_child(pixels: int, ensemble: bool, threads: int, device: str) -> None:
-    """In a fresh process: import done, load the shipped model, predict once; print the seconds as JSON."""
+def cold_child(pixels: int, ensemble: bool, threads: int, device: str, name: str = MODEL) -> None:
+    """In a fresh process: import done, load the model, predict once; print the seconds as JSON."""
     torch.set_num_threads(threads)
     frame = widefield(pixels)
-    model = SFSRM.from_pretrained(MODEL, device=device)
+    model = SFSRM.from_pretrained(name, device=device)
     start = time.perf_counter()
     model.predict(frame, pixel_size_nm=100.0, ensemble=ensemble, progress=False)
     _sync(device)
     print(json.dumps({"cold": time.perf_counter() - start}))
 
 
-def cold_seconds(pixels: int, ensemble: bool, threads: int, device: str) -> float:
+def cold_seconds(pixels: int, ensemble: bool, threads: int, device: str, name: str = MODEL) -> float:
     command = [sys.executable, str(Path(__file__).resolve()), "--cold-child", str(pixels), str(int(ensemble)),
-               str(threads), device]
+               str(threads), device, name]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])["cold"]
 
@@ -127,26 +127,29 @@ def main() -> None:
     parser.add_argument("--paper-sizes", type=int, nargs="+", default=[256])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="warm predictions per row (their median is shown)")
-    parser.add_argument("--cold-child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--models", nargs="+", default=[MODEL],
+                        help="shipped names or model folders (default: the shipped default model)")
+    parser.add_argument("--cold-child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.cold_child:
-        pixels, ensemble, threads, device = args.cold_child
-        cold_child(int(pixels), bool(int(ensemble)), int(threads), device)
+        pixels, ensemble, threads, device, name = args.cold_child
+        cold_child(int(pixels), bool(int(ensemble)), int(threads), device, name)
         return
     torch.set_num_threads(args.threads)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     rows, stages = [], []
     for device in devices:
-        model = SFSRM.from_pretrained(MODEL, device=device)
-        for pixels in args.sizes:
-            frame = widefield(pixels)
-            for label, ensemble in (("shipped, 3 SRNs", True), ("shipped, 1st SRN", False)):
-                # the larger sizes take minutes a call: one warm call there
-                repeats = args.repeats if pixels <= 512 else 1
-                result = timed_predictions(model, frame, device, repeats, ensemble=ensemble)
-                cold = cold_seconds(pixels, ensemble, args.threads, device)
-                rows.append((label, pixels, result["output"], device, cold, result["warm"], result["peak_mib"]))
-        stages.append((device, min(args.sizes), stage_seconds(model, widefield(min(args.sizes)), device)))
+        for name in args.models:
+            model = SFSRM.from_pretrained(name, device=device)
+            for pixels in args.sizes:
+                frame = widefield(pixels)
+                for label, ensemble in ((f"{name}, 3 SRNs", True), (f"{name}, 1st SRN", False)):
+                    # the larger sizes take minutes a call: one warm call there
+                    repeats = args.repeats if pixels <= 512 else 1
+                    result = timed_predictions(model, frame, device, repeats, ensemble=ensemble)
+                    cold = cold_seconds(pixels, ensemble, args.threads, device, name)
+                    rows.append((label, pixels, result["output"], device, cold, result["warm"], result["peak_mib"]))
+            stages.append((device, name, min(args.sizes), stage_seconds(model, widefield(min(args.sizes)), device)))
         model = build(PAPER, device)
         for pixels in args.paper_sizes:
             # no input check: these fresh networks have no measured training range to check against
@@ -155,17 +158,17 @@ def main() -> None:
 
     print(f"\nSFSRM inference — {args.threads} CPU thread(s), SEN → edge map → SRN ×4, tiled; cold = first call in a "
           "fresh process\n")
-    print(f"| {'model':<16} | {'size':<14} | {'device':<6} | {'cold':>8} | {'warm':>8} | {'throughput':>12} | "
+    print(f"| {'model':<26} | {'size':<14} | {'device':<6} | {'cold':>8} | {'warm':>8} | {'throughput':>12} | "
           f"{'peak memory':>11} | {'cold / warm':>11} |")
-    print(f"|{'-' * 18}|{'-' * 16}|{'-' * 8}|{'-' * 10}|{'-' * 10}|{'-' * 14}|{'-' * 13}|{'-' * 13}|")
+    print(f"|{'-' * 28}|{'-' * 16}|{'-' * 8}|{'-' * 10}|{'-' * 10}|{'-' * 14}|{'-' * 13}|{'-' * 13}|")
     for label, pixels, output, device, cold, warm, peak in rows:
         cold_text = f"{cold:6.2f} s" if cold is not None else f"{'—':>8}"
         ratio = f"{cold / warm:11.2f}" if cold is not None else f"{'—':>11}"
-        print(f"| {label:<16} | {f'{pixels}² → {output}²':<14} | {device:<6} | {cold_text} | {warm:6.2f} s | "
+        print(f"| {label:<26} | {f'{pixels}² → {output}²':<14} | {device:<6} | {cold_text} | {warm:6.2f} s | "
               f"{pixels**2 / warm / 1e6:6.3f} Mpx/s | {peak:7.0f} MiB | {ratio} |")
-    for device, pixels, rows_of_stages in stages:
+    for device, name, pixels, rows_of_stages in stages:
         total = sum(seconds for _, seconds in rows_of_stages)
-        print(f"\nWhere a warm prediction of {pixels}² ({MODEL}, 3 SRNs, {device}) spends its {total:.2f} s\n")
+        print(f"\nWhere a warm prediction of {pixels}² ({name}, 3 SRNs, {device}) spends its {total:.2f} s\n")
         print(f"| {'stage':<36} | {'time':>8} | {'share':>6} |")
         print(f"|{'-' * 38}|{'-' * 10}|{'-' * 8}|")
         for name, seconds in rows_of_stages:
