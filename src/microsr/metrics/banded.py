@@ -15,6 +15,7 @@ import functools
 
 import numpy as np
 
+from microsr.metrics.cosine import _mirror as _reflected  # the same reflect mode as the cosine blurs
 from microsr.metrics.cosine import gaussian_kernel
 
 __all__ = ["gaussian_filter64"]
@@ -22,12 +23,6 @@ __all__ = ["gaussian_filter64"]
 #: Output lines per block: small enough that a block's wasted zeros stay under ~3× the kernel's own
 #: multiplications, large enough that BLAS runs at speed (32–64 measured fastest at 1024²).
 _BLOCK = 32
-
-
-def _reflected(index: np.ndarray, length: int) -> np.ndarray:
-    """Pixel that an index beyond the edge reads in SciPy's reflect mode (``d c b a | a b c d | d c b a``)."""
-    folded = np.mod(index, 2 * length)
-    return np.where(folded >= length, 2 * length - 1 - folded, folded)
 
 
 @functools.lru_cache(maxsize=64)
