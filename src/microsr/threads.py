@@ -116,7 +116,7 @@ def blas_threads(count: int):
     otherwise wake the whole BLAS pool (measured: HAWKMAN's confidence map 112 ms with one BLAS thread,
     187 ms with two, in two threads of its own on 2 cores). Environment variables cannot do this: BLAS
     reads them once, when NumPy loads. Contexts that overlap (two metrics in two Dask threads) share one
-    limit, so the first to end cannot lift it under the other, nor the last leave it set for good.
+    limit, the first one's, so the first to end cannot lift it under the other, nor the last leave it set.
     """
     with _blas_lock:
         if _blas_holders["count"] == 0:
